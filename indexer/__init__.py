@@ -1,0 +1,1 @@
+"""xlsearch ingestion: source readers, language detection, chunking and the ingest pipeline."""

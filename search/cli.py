@@ -1,0 +1,192 @@
+"""The `xlsearch` command line: ingest, search, collections, database and index upkeep."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from search.collections import DEFAULT_COLLECTION
+from search.engine import Engine
+from search.errors import XlsearchError
+from search.schemas import SearchRequest
+from search.settings import Settings
+
+app = typer.Typer(
+    help="Cross-lingual semantic search: ingest documents in any language, ask in any other.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema upkeep.", no_args_is_help=True)
+index_app = typer.Typer(help="Vector index upkeep.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
+
+out = Console()
+err = Console(stderr=True)
+_overrides: dict[str, Any] = {}
+
+CollectionOption = Annotated[
+    str, typer.Option("--collection", "-c", help="Collection to use.")
+]
+
+
+@app.callback()
+def configure(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data folder [env XLSEARCH_DATA_DIR].")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env XLSEARCH_DATABASE_URL].")
+    ] = None,
+) -> None:
+    """Settings come from XLSEARCH_* environment variables; these flags override them."""
+    _overrides.update(
+        {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}
+    )
+
+
+def _settings() -> Settings:
+    return Settings(**_overrides)
+
+
+def _open_engine() -> Engine:
+    return Engine.open(_settings())
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (txt, md, html, jsonl).")],
+    collection: CollectionOption = DEFAULT_COLLECTION,
+) -> None:
+    """Read, chunk, embed and store documents; folders are read recursively."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from indexer.pipeline import Ingestor, ingest_stream
+    from indexer.readers import count_items, read_sources
+    from search.collections import ensure_collection
+
+    engine = _open_engine()
+    target = ensure_collection(engine.store, engine.settings, engine.embedder, collection)
+    ingestor = Ingestor(engine.store, engine.embedder, target)
+    started = time.perf_counter()
+    columns = (
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rates]}"), TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("ingest", total=count_items(paths), rates="")
+
+        def show(summary: Any, done: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rates = f"{done / elapsed:.1f} docs/s, {summary.chunks / elapsed:.1f} chunks/s"
+            progress.update(task, completed=done, rates=rates)
+
+        summary = ingest_stream(
+            read_sources(paths), ingestor, engine.settings.ingest_batch_documents, show
+        )
+    engine.indexes.snapshot(engine.indexes.get(target))
+    elapsed = time.perf_counter() - started
+    out.print(
+        f"{summary.documents} documents in {elapsed:.1f}s into {collection!r}: "
+        f"{summary.created} new, {summary.replaced} replaced, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged; {summary.chunks} chunks, {summary.tokens} tokens; "
+        f"{len(summary.errors)} failed"
+    )
+    for source, reason in summary.errors:
+        err.print(f"[red]failed[/red] {source}: {reason}", highlight=False, markup=True)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question, in any language.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="How many documents.")] = 10,
+    lang: Annotated[
+        list[str] | None, typer.Option("--lang", "-l", help="Only these languages (repeat).")
+    ] = None,
+    collection: CollectionOption = DEFAULT_COLLECTION,
+    nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the REST API's response body.")
+    ] = False,
+) -> None:
+    """Search a collection and print the best documents."""
+    request = SearchRequest(query=query, k=k, languages=lang or None, nprobe=nprobe)
+    engine = _open_engine()
+    response = engine.searcher.search(collection, request)
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{query}  (query language: {response.query_language}, "
+                  f"{response.took_ms:.0f} ms)", show_lines=True)
+    for column in ("#", "score", "lang", "title", "snippet"):
+        table.add_column(column, overflow="fold")
+    for rank, result in enumerate(response.results, start=1):
+        snippet = " ".join(result.snippet.text.split())
+        table.add_row(
+            str(rank), f"{result.score:.3f}", result.lang, result.title or result.id,
+            snippet if len(snippet) <= 240 else snippet[:239] + "…",
+        )
+    out.print(table)
+
+
+@app.command()
+def collections() -> None:
+    """List collections with their model, dimension, chunking and size."""
+    engine = _open_engine()
+    table = Table()
+    for column in ("name", "model", "dim", "chunk tokens", "overlap", "documents", "chunks"):
+        table.add_column(column)
+    for info, documents, chunks in engine.store.list_collections():
+        table.add_row(info.name, info.model, str(info.dimension), str(info.chunk_tokens),
+                      str(info.chunk_overlap), str(documents), str(chunks))
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to the latest revision."""
+    from search.store import connect, upgrade
+
+    settings = _settings()
+    upgrade(connect(settings.resolved_database_url))
+    out.print("database schema is up to date")
+
+
+@index_app.command("rebuild")
+def index_rebuild(collection: CollectionOption = DEFAULT_COLLECTION) -> None:
+    """Rebuild (and retrain) a collection's index from stored vectors; nothing is re-embedded."""
+    engine = _open_engine()
+    current = engine.indexes.rebuild(engine.store.get_collection(collection))
+    out.print(f"rebuilt {collection!r}: {json.dumps(current.index.describe())}")
+
+
+@index_app.command("snapshot")
+def index_snapshot(collection: CollectionOption = DEFAULT_COLLECTION) -> None:
+    """Catch the index up with the database and write a snapshot."""
+    engine = _open_engine()
+    current = engine.indexes.get(engine.store.get_collection(collection))
+    engine.indexes.snapshot(current)
+    out.print(f"snapshot of {collection!r}: {json.dumps(current.index.describe())}")
+
+
+def main() -> None:
+    """Entry point: domain and input errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except XlsearchError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise SystemExit(2) from None
+    except ValidationError as exc:
+        from indexer.readers import describe_validation_error
+
+        err.print(f"error: {describe_validation_error(exc)}", highlight=False, markup=False)
+        raise SystemExit(2) from None

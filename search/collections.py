@@ -1,0 +1,79 @@
+"""Collection settings: defaults from the model and the settings, and their validation."""
+
+from __future__ import annotations
+
+import re
+
+from search.embedders import Embedder
+from search.errors import InvalidInput, ModelMismatch
+from search.settings import Settings
+from search.store.repository import CollectionInfo, Store
+
+DEFAULT_COLLECTION = "default"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def default_chunk_tokens(embedder: Embedder) -> int:
+    """The model's context, capped by its family's sensible chunk size for retrieval."""
+    return min(embedder.max_tokens, embedder.profile.chunk_tokens_cap)
+
+
+def collection_spec(
+    name: str,
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    dimension: int | None = None,
+    chunk_tokens: int | None = None,
+    chunk_overlap: int | None = None,
+    document_instruction: str | None = None,
+    query_instruction: str | None = None,
+) -> CollectionInfo:
+    """A validated new collection; unset values come from the settings, then the model."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"collection name {name!r} is invalid: use 1-64 letters, digits, '_', '-' or '.'"
+        )
+    dimension = dimension or settings.dimension or embedder.dimension
+    if not 32 <= dimension <= embedder.dimension:
+        raise InvalidInput(
+            f"dimension {dimension} is out of range: {embedder.name} gives 32..{embedder.dimension}"
+        )
+    chunk_tokens = chunk_tokens or settings.chunk_tokens or default_chunk_tokens(embedder)
+    if not 16 <= chunk_tokens <= embedder.max_tokens:
+        raise InvalidInput(
+            f"chunk_tokens {chunk_tokens} is out of range: {embedder.name} reads 16.."
+            f"{embedder.max_tokens} tokens"
+        )
+    if chunk_overlap is None:
+        chunk_overlap = settings.chunk_overlap if settings.chunk_overlap is not None else chunk_tokens // 8
+    if not 0 <= chunk_overlap < chunk_tokens:
+        raise InvalidInput(f"chunk_overlap must be between 0 and {chunk_tokens - 1}")
+    return CollectionInfo(
+        id=0,
+        name=name,
+        model=embedder.name,
+        dimension=dimension,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        document_instruction=document_instruction,
+        query_instruction=query_instruction or settings.query_instruction,
+    )
+
+
+def ensure_collection(store: Store, settings: Settings, embedder: Embedder, name: str) -> CollectionInfo:
+    """The named collection, created with defaults if it does not exist yet."""
+    found = store.find_collection(name)
+    if found is not None:
+        return found
+    return store.create_collection(collection_spec(name, settings, embedder))
+
+
+def check_model(collection: CollectionInfo, embedder: Embedder) -> None:
+    """Refuse to mix vectors of two models in one collection."""
+    if collection.model != embedder.name:
+        raise ModelMismatch(
+            f"collection {collection.name!r} holds vectors of model {collection.model!r} but this "
+            f"process embeds with {embedder.name!r}; start it with that model or use another "
+            "collection"
+        )

@@ -1,0 +1,96 @@
+"""The one interface every embedding backend implements, and the vector post-processing they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from search.embedders.profiles import ModelProfile
+from search.errors import InvalidInput
+
+
+def fit_dimension(vectors: np.ndarray, dimension: int | None) -> np.ndarray:
+    """Keep the first `dimension` components (Matryoshka) and L2-normalise each row."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if dimension is not None:
+        if dimension > vectors.shape[1]:
+            raise InvalidInput(
+                f"dimension {dimension} is larger than the model's {vectors.shape[1]}"
+            )
+        vectors = vectors[:, :dimension]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors, applying the model family's prompts.
+
+    Subclasses implement `_encode` on already-formatted texts; prompts, Matryoshka
+    truncation and normalisation happen here so every backend behaves the same.
+    """
+
+    name: str
+    dimension: int
+    max_tokens: int
+    profile: ModelProfile
+
+    def embed_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        instruction: str | None = None,
+        dimension: int | None = None,
+    ) -> np.ndarray:
+        """Embed passages for storage; `instruction` is a collection's document instruction."""
+        formatted = [self.format_document(t, instruction) for t in texts]
+        vectors = self._encode(formatted, is_query=False, dimension=dimension)
+        return self._finish(vectors, dimension)
+
+    def embed_queries(
+        self,
+        texts: Sequence[str],
+        *,
+        instruction: str | None = None,
+        dimension: int | None = None,
+    ) -> np.ndarray:
+        """Embed search questions with the model's query prompt (and task instruction)."""
+        formatted = [self.format_query(t, instruction) for t in texts]
+        vectors = self._encode(formatted, is_query=True, dimension=dimension)
+        return self._finish(vectors, dimension)
+
+    def format_query(self, text: str, instruction: str | None = None) -> str:
+        """The text handed to `_encode` for a query."""
+        return self.profile.format_query(text, instruction)
+
+    def format_document(self, text: str, instruction: str | None = None) -> str:
+        """The text handed to `_encode` for a document."""
+        return self.profile.format_document(text, instruction)
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model is fed for `text` as a document, prompt and special tokens included."""
+
+    @abstractmethod
+    def _encode(
+        self, texts: list[str], *, is_query: bool, dimension: int | None
+    ) -> np.ndarray:
+        """Embed formatted texts; returns float32 [n, d] in input order.
+
+        `dimension` lets a remote server truncate for us; the caller truncates regardless.
+        """
+
+    def _finish(self, vectors: np.ndarray, dimension: int | None) -> np.ndarray:
+        if len(vectors) == 0:
+            return np.zeros((0, dimension or self.dimension), dtype=np.float32)
+        return fit_dimension(vectors, dimension)
+
+    def describe(self) -> dict[str, object]:
+        """A short description for logs, `xlsearch collections` and `/v1/models`."""
+        return {
+            "name": self.name,
+            "dimension": self.dimension,
+            "max_tokens": self.max_tokens,
+            "profile": self.profile.name,
+        }

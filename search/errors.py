@@ -1,0 +1,49 @@
+"""Domain errors: each names what went wrong and what to do; the API maps them to 4xx."""
+
+from __future__ import annotations
+
+
+class XlsearchError(Exception):
+    """Base class of errors the caller can fix; `code` is stable, `status` the HTTP status."""
+
+    code = "error"
+    status = 400
+
+
+class InvalidInput(XlsearchError):
+    code = "invalid_input"
+    status = 422
+
+
+class InvalidQuery(InvalidInput):
+    code = "invalid_query"
+
+
+class CollectionNotFound(XlsearchError):
+    code = "collection_not_found"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"collection {name!r} does not exist; list them with GET /v1/collections")
+
+
+class CollectionExists(XlsearchError):
+    code = "collection_exists"
+    status = 409
+
+
+class DocumentNotFound(XlsearchError):
+    code = "document_not_found"
+    status = 404
+
+
+class ModelMismatch(XlsearchError):
+    code = "model_mismatch"
+    status = 409
+
+
+class EmbedderUnavailable(XlsearchError):
+    """The embedding backend cannot be reached or failed; retrying later may help."""
+
+    code = "embedder_unavailable"
+    status = 503

@@ -1,0 +1,162 @@
+"""Each process's FAISS indexes as a view of the database: loaded from snapshots, caught up
+from the chunk log and tombstones, rebuilt from stored vectors (never re-embedded)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from search.snapshots import Manifest, load_manifest, remove_snapshots, save_snapshot
+from search.store.repository import CollectionInfo, Store
+from search.vector_index import IndexPlan, VectorIndex, plan_index
+
+log = logging.getLogger(__name__)
+
+TRAINING_SAMPLE_SEED = 20261128
+
+
+@dataclass
+class CollectionIndex:
+    """One collection's index with the log positions it reflects."""
+
+    collection: CollectionInfo
+    index: VectorIndex
+    chunk_watermark: int = 0
+    tombstone_watermark: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def search(
+        self, queries: np.ndarray, k: int, nprobe: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            return self.index.search(queries, k, nprobe)
+
+
+class IndexManager:
+    """Holds one CollectionIndex per collection for this process."""
+
+    def __init__(self, store: Store, index_dir: Path, ivf_min_vectors: int) -> None:
+        self._store = store
+        self._index_dir = index_dir
+        self._ivf_min_vectors = ivf_min_vectors
+        self._indexes: dict[int, CollectionIndex] = {}
+        self._lock = threading.Lock()
+
+    def folder(self, collection: CollectionInfo) -> Path:
+        return self._index_dir / f"{collection.id}-{collection.name}"
+
+    def get(self, collection: CollectionInfo) -> CollectionIndex:
+        """The collection's index, caught up with the database."""
+        with self._lock:
+            current = self._indexes.get(collection.id)
+            if current is None:
+                current = self._load_or_build(collection)
+                self._indexes[collection.id] = current
+        self.catch_up(current)
+        return current
+
+    def catch_up(self, current: CollectionIndex) -> int:
+        """Add chunks newer than the watermark, drop tombstoned ones; returns the changes.
+
+        Chunks are read before tombstones so that a chunk added and removed meanwhile is
+        either never added or added and then removed.
+        """
+        collection = current.collection
+        with current.lock:
+            changes = 0
+            for ids, vectors in self._store.vectors_after(
+                collection.id, current.chunk_watermark, collection.dimension
+            ):
+                current.index.add(ids, vectors)
+                current.chunk_watermark = int(ids[-1])
+                changes += len(ids)
+            removed, seq = self._store.tombstones_after(collection.id, current.tombstone_watermark)
+            current.index.remove(removed)
+            current.tombstone_watermark = seq
+            changes += len(removed)
+            wanted = plan_index(current.index.count, self._ivf_min_vectors)
+            if wanted.kind != current.index.plan.kind:
+                log.info("collection %s grew to %d vectors: rebuilding as %s",
+                         collection.name, current.index.count, wanted.kind)
+                self._replace(current, self._build(collection))
+        return changes
+
+    def rebuild(self, collection: CollectionInfo) -> CollectionIndex:
+        """Build the index afresh from stored vectors (retraining IVF) and snapshot it."""
+        fresh = self._build(collection)
+        with self._lock:
+            current = self._indexes.setdefault(collection.id, fresh)
+        if current is not fresh:
+            self._replace(current, fresh)
+        self.catch_up(current)
+        self.snapshot(current)
+        return current
+
+    def snapshot(self, current: CollectionIndex) -> None:
+        """Write the index and its watermarks to disk atomically."""
+        collection = current.collection
+        with current.lock:
+            plan = current.index.plan
+            manifest = Manifest(
+                collection_id=collection.id,
+                model=collection.model,
+                dimension=collection.dimension,
+                kind=plan.kind,
+                nlist=plan.nlist,
+                nprobe=plan.nprobe,
+                chunk_watermark=current.chunk_watermark,
+                tombstone_watermark=current.tombstone_watermark,
+                count=current.index.count,
+                index_file=f"index-{current.chunk_watermark}-{current.tombstone_watermark}.faiss",
+            )
+            save_snapshot(self.folder(collection), manifest, current.index.save)
+
+    def forget(self, collection: CollectionInfo) -> None:
+        """Drop a deleted collection's index and snapshots."""
+        with self._lock:
+            self._indexes.pop(collection.id, None)
+        remove_snapshots(self.folder(collection))
+
+    def _load_or_build(self, collection: CollectionInfo) -> CollectionIndex:
+        manifest = load_manifest(self.folder(collection))
+        if manifest and (manifest.collection_id, manifest.model, manifest.dimension) == (
+            collection.id, collection.model, collection.dimension
+        ):
+            plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
+            index = VectorIndex.load(
+                self.folder(collection) / manifest.index_file, collection.dimension, plan
+            )
+            return CollectionIndex(
+                collection, index, manifest.chunk_watermark, manifest.tombstone_watermark
+            )
+        return self._build(collection)
+
+    def _build(self, collection: CollectionInfo) -> CollectionIndex:
+        """A new index from every stored vector of the collection."""
+        tombstone_watermark = self._store.newest_tombstone(collection.id)
+        pages = list(self._store.vectors_after(collection.id, 0, collection.dimension))
+        ids = np.concatenate([p[0] for p in pages]) if pages else np.zeros(0, np.int64)
+        vectors = (
+            np.concatenate([p[1] for p in pages])
+            if pages
+            else np.zeros((0, collection.dimension), np.float32)
+        )
+        index = VectorIndex(collection.dimension, plan_index(len(ids), self._ivf_min_vectors))
+        if index.needs_training:
+            rng = np.random.default_rng(TRAINING_SAMPLE_SEED)
+            size = min(len(vectors), index.plan.nlist * 256)
+            index.train(vectors[rng.choice(len(vectors), size=size, replace=False)])
+        index.add(ids, vectors)
+        watermark = int(ids[-1]) if len(ids) else 0
+        return CollectionIndex(collection, index, watermark, tombstone_watermark)
+
+    @staticmethod
+    def _replace(current: CollectionIndex, fresh: CollectionIndex) -> None:
+        with current.lock:
+            current.index = fresh.index
+            current.chunk_watermark = fresh.chunk_watermark
+            current.tombstone_watermark = fresh.tombstone_watermark

@@ -1,0 +1,80 @@
+"""The query side: question -> query embedding -> FAISS -> best chunk per document -> results."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from search.collections import check_model
+from search.embedders import Embedder
+from search.index_manager import IndexManager
+from search.language import detect_language
+from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
+from search.store.repository import ChunkHit, Store
+
+
+def _matches(hit: ChunkHit, languages: set[str] | None, filters: dict[str, Any] | None) -> bool:
+    if languages and hit.lang not in languages:
+        return False
+    return not filters or all(hit.metadata.get(key) == value for key, value in filters.items())
+
+
+class SearchService:
+    """Answers search requests for every collection from this process's indexes."""
+
+    def __init__(
+        self, store: Store, embedder: Embedder, indexes: IndexManager, overfetch: int = 4
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._indexes = indexes
+        self._overfetch = overfetch
+
+    def search(self, collection_name: str, request: SearchRequest) -> SearchResponse:
+        """One result per document, best first; the document's best chunk is its snippet.
+
+        Chunks are over-fetched because several may belong to one document and filters drop
+        some; the fetch grows until `k` documents are found or the index is exhausted.
+        """
+        started = time.perf_counter()
+        collection = self._store.get_collection(collection_name)
+        check_model(collection, self._embedder)
+        query_vector = self._embedder.embed_queries(
+            [request.query],
+            instruction=request.instruction or collection.query_instruction,
+            dimension=collection.dimension,
+        )
+        index = self._indexes.get(collection)
+        languages = set(request.languages) if request.languages else None
+        fetch = request.k * self._overfetch * (4 if languages or request.filter else 1)
+        results: dict[str, SearchResult] = {}
+        while True:
+            scores, ids = index.search(query_vector, fetch, request.nprobe)
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            hits = self._store.chunk_hits([i for i, _ in pairs])
+            results.clear()
+            for chunk_id, score in pairs:
+                hit = hits.get(chunk_id)
+                if hit is None or hit.document_id in results or not _matches(
+                    hit, languages, request.filter
+                ):
+                    continue
+                results[hit.document_id] = SearchResult(
+                    id=hit.document_id,
+                    title=hit.title,
+                    lang=hit.lang,
+                    url=hit.url,
+                    metadata=hit.metadata,
+                    score=round(score, 6),
+                    snippet=Snippet(text=hit.text, start=hit.start, end=hit.end),
+                )
+                if len(results) == request.k:
+                    break
+            if len(results) == request.k or fetch >= index.index.count:
+                break
+            fetch *= 4
+        return SearchResponse(
+            query_language=detect_language(request.query),
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            results=list(results.values()),
+        )

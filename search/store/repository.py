@@ -1,0 +1,317 @@
+"""Every read and write the engine makes to the database, each in its own short transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from search.errors import CollectionExists, CollectionNotFound
+from search.store.tables import Chunk, ChunkTombstone, Collection, Document
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's settings, detached from any database session."""
+
+    id: int
+    name: str
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    document_instruction: str | None = None
+    query_instruction: str | None = None
+    index_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    external_id: str
+    text: str
+    title: str | None
+    url: str | None
+    lang: str
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    ordinal: int
+    start: int
+    end: int
+    token_count: int
+    lang: str
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A chunk joined with its document, as search needs it."""
+
+    chunk_id: int
+    document_id: str
+    title: str | None
+    url: str | None
+    lang: str
+    metadata: dict[str, Any]
+    chunk_lang: str
+    text: str
+    start: int
+    end: int
+
+
+def _info(row: Collection) -> CollectionInfo:
+    return CollectionInfo(
+        id=row.id,
+        name=row.name,
+        model=row.model,
+        dimension=row.dimension,
+        chunk_tokens=row.chunk_tokens,
+        chunk_overlap=row.chunk_overlap,
+        document_instruction=row.document_instruction,
+        query_instruction=row.query_instruction,
+        index_settings=dict(row.index_settings or {}),
+    )
+
+
+def _record(row: Document) -> DocumentRecord:
+    return DocumentRecord(
+        external_id=row.external_id,
+        text=row.text,
+        title=row.title,
+        url=row.url,
+        lang=row.lang,
+        content_hash=row.content_hash,
+        metadata=dict(row.meta or {}),
+    )
+
+
+class Store:
+    """The database as the log: documents, chunks and vectors are written here first."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- collections ---------------------------------------------------------------------
+
+    def create_collection(self, spec: CollectionInfo) -> CollectionInfo:
+        """Insert a collection (`spec.id` is ignored); refuses an existing name."""
+        with self.session() as session, session.begin():
+            if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
+                raise CollectionExists(f"collection {spec.name!r} already exists")
+            row = Collection(
+                name=spec.name,
+                model=spec.model,
+                dimension=spec.dimension,
+                chunk_tokens=spec.chunk_tokens,
+                chunk_overlap=spec.chunk_overlap,
+                document_instruction=spec.document_instruction,
+                query_instruction=spec.query_instruction,
+                index_settings=spec.index_settings,
+            )
+            session.add(row)
+            session.flush()
+            return _info(row)
+
+    def find_collection(self, name: str) -> CollectionInfo | None:
+        with self.session() as session:
+            row = session.scalar(select(Collection).where(Collection.name == name))
+            return _info(row) if row else None
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        found = self.find_collection(name)
+        if found is None:
+            raise CollectionNotFound(name)
+        return found
+
+    def list_collections(self) -> list[tuple[CollectionInfo, int, int]]:
+        """Every collection with its document and chunk counts, by name."""
+        with self.session() as session:
+            docs = (
+                select(Document.collection_id, func.count().label("n"))
+                .group_by(Document.collection_id)
+                .subquery()
+            )
+            chunks = (
+                select(Chunk.collection_id, func.count().label("n"))
+                .group_by(Chunk.collection_id)
+                .subquery()
+            )
+            rows = session.execute(
+                select(Collection, func.coalesce(docs.c.n, 0), func.coalesce(chunks.c.n, 0))
+                .outerjoin(docs, docs.c.collection_id == Collection.id)
+                .outerjoin(chunks, chunks.c.collection_id == Collection.id)
+                .order_by(Collection.name)
+            ).all()
+            return [(_info(row), int(n_docs), int(n_chunks)) for row, n_docs, n_chunks in rows]
+
+    def delete_collection(self, name: str) -> None:
+        """Remove a collection with all its documents, chunks and jobs."""
+        with self.session() as session, session.begin():
+            row = session.scalar(select(Collection).where(Collection.name == name))
+            if row is None:
+                raise CollectionNotFound(name)
+            session.delete(row)
+
+    # -- documents -----------------------------------------------------------------------
+
+    def find_document(self, collection_id: int, external_id: str) -> DocumentRecord | None:
+        with self.session() as session:
+            row = session.scalar(self._document_query(collection_id, external_id))
+            return _record(row) if row else None
+
+    def write_document(
+        self, collection_id: int, record: DocumentRecord, chunks: Sequence[ChunkRecord]
+    ) -> bool:
+        """Store a document with its chunks and vectors in one transaction.
+
+        An existing document with the same external id is replaced (its old chunks become
+        tombstones for the indexes). Returns True when a document was replaced.
+        """
+        with self.session() as session, session.begin():
+            row = session.scalar(self._document_query(collection_id, record.external_id))
+            replaced = row is not None
+            if row is None:
+                row = Document(collection_id=collection_id, external_id=record.external_id)
+                session.add(row)
+            else:
+                self._bury_chunks(session, collection_id, row.id)
+            self._apply_fields(row, record)
+            row.content_hash = record.content_hash
+            row.text = record.text
+            session.flush()
+            session.add_all(
+                Chunk(
+                    document_id=row.id,
+                    collection_id=collection_id,
+                    ordinal=chunk.ordinal,
+                    char_start=chunk.start,
+                    char_end=chunk.end,
+                    token_count=chunk.token_count,
+                    lang=chunk.lang,
+                    text=chunk.text,
+                    vector=np.asarray(chunk.vector, dtype="<f4").tobytes(),
+                )
+                for chunk in chunks
+            )
+            return replaced
+
+    def update_document_fields(self, collection_id: int, record: DocumentRecord) -> None:
+        """Change title, url, language and metadata of a document whose text is unchanged."""
+        with self.session() as session, session.begin():
+            row = session.scalar(self._document_query(collection_id, record.external_id))
+            if row is not None:
+                self._apply_fields(row, record)
+
+    def delete_document(self, collection_id: int, external_id: str) -> bool:
+        """Remove a document and its chunks; returns False if there was none."""
+        with self.session() as session, session.begin():
+            row = session.scalar(self._document_query(collection_id, external_id))
+            if row is None:
+                return False
+            self._bury_chunks(session, collection_id, row.id)
+            session.delete(row)
+            return True
+
+    def count_documents(self, collection_id: int) -> int:
+        with self.session() as session:
+            query = select(func.count()).where(Document.collection_id == collection_id)
+            return int(session.scalar(query) or 0)
+
+    @staticmethod
+    def _document_query(collection_id: int, external_id: str) -> Any:
+        return select(Document).where(
+            Document.collection_id == collection_id, Document.external_id == external_id
+        )
+
+    @staticmethod
+    def _apply_fields(row: Document, record: DocumentRecord) -> None:
+        row.title = record.title
+        row.url = record.url
+        row.lang = record.lang
+        row.meta = record.metadata
+
+    @staticmethod
+    def _bury_chunks(session: Session, collection_id: int, document_id: int) -> None:
+        """Delete a document's chunks, leaving a tombstone for each so indexes drop them."""
+        ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id)).all()
+        session.add_all(ChunkTombstone(collection_id=collection_id, chunk_id=i) for i in ids)
+        session.execute(delete(Chunk).where(Chunk.document_id == document_id))
+
+    # -- vectors for the indexes ---------------------------------------------------------
+
+    def vectors_after(
+        self, collection_id: int, after_chunk_id: int, dimension: int, page_size: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Pages of (chunk ids, vectors) with ids above `after_chunk_id`, in id order."""
+        cursor = after_chunk_id
+        while True:
+            with self.session() as session:
+                rows = session.execute(
+                    select(Chunk.id, Chunk.vector)
+                    .where(Chunk.collection_id == collection_id, Chunk.id > cursor)
+                    .order_by(Chunk.id)
+                    .limit(page_size)
+                ).all()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            blob = b"".join(r[1] for r in rows)
+            yield ids, np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+            cursor = int(ids[-1])
+
+    def tombstones_after(self, collection_id: int, after_seq: int) -> tuple[np.ndarray, int]:
+        """Chunk ids removed since `after_seq`, and the newest sequence number seen."""
+        with self.session() as session:
+            rows = session.execute(
+                select(ChunkTombstone.seq, ChunkTombstone.chunk_id)
+                .where(ChunkTombstone.collection_id == collection_id, ChunkTombstone.seq > after_seq)
+                .order_by(ChunkTombstone.seq)
+            ).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), after_seq
+        return np.array([r[1] for r in rows], dtype=np.int64), int(rows[-1][0])
+
+    def newest_tombstone(self, collection_id: int) -> int:
+        with self.session() as session:
+            query = select(func.max(ChunkTombstone.seq)).where(
+                ChunkTombstone.collection_id == collection_id
+            )
+            return int(session.scalar(query) or 0)
+
+    def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
+        """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent."""
+        if not chunk_ids:
+            return {}
+        with self.session() as session:
+            rows = session.execute(
+                select(Chunk, Document)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.id.in_(list(chunk_ids)))
+            ).all()
+            return {
+                chunk.id: ChunkHit(
+                    chunk_id=chunk.id,
+                    document_id=doc.external_id,
+                    title=doc.title,
+                    url=doc.url,
+                    lang=doc.lang,
+                    metadata=dict(doc.meta or {}),
+                    chunk_lang=chunk.lang,
+                    text=chunk.text,
+                    start=chunk.char_start,
+                    end=chunk.char_end,
+                )
+                for chunk, doc in rows
+            }
