@@ -62,7 +62,8 @@ class Ingestor:
     def ingest(self, documents: Sequence[DocumentIn]) -> list[IngestResult]:
         """Store a batch; chunks of the whole batch are embedded together for throughput.
 
-        Later documents with the id of an earlier one in the same batch win.
+        Later documents with the id of an earlier one in the same batch win; the result
+        list still has one entry per input document, in input order.
         """
         latest = {document_id(doc): doc for doc in documents}
         results: dict[str, IngestResult] = {}
@@ -74,7 +75,9 @@ class Ingestor:
                 unchanged = existing == record
                 if not unchanged:
                     self._store.update_document_fields(self._collection.id, record)
-                results[doc_id] = IngestResult(doc_id, "unchanged" if unchanged else "updated", 0, 0)
+                results[doc_id] = IngestResult(
+                    doc_id, "unchanged" if unchanged else "updated", 0, 0
+                )
                 continue
             chunks = self._chunker.split(doc.text)
             chunk_langs = [
@@ -110,7 +113,7 @@ class Ingestor:
                 len(rows),
                 sum(chunk.token_count for chunk in plan.chunks),
             )
-        return [results[doc_id] for doc_id in latest]
+        return [results[document_id(doc)] for doc in documents]
 
     def _record(self, doc_id: str, doc: DocumentIn) -> DocumentRecord:
         return DocumentRecord(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from search.schemas import DocumentIn
+from search.schemas import DocumentIn, describe_validation_error
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -30,16 +30,6 @@ class ReadError:
 
     source: str
     reason: str
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each bad field and why."""
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "document"
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
 
 
 def read_sources(paths: Iterable[Path]) -> Iterator[DocumentIn | ReadError]:
@@ -62,8 +52,11 @@ def read_file(path: Path, doc_id: str) -> Iterator[DocumentIn | ReadError]:
     """One file: JSONL gives a document per line, other formats one document."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        yield ReadError(str(path), f"unsupported file type {suffix or '(none)'}; "
-                        f"use one of {', '.join(sorted(SUPPORTED))}")
+        yield ReadError(
+            str(path),
+            f"unsupported file type {suffix or '(none)'}; "
+            f"use one of {', '.join(sorted(SUPPORTED))}",
+        )
         return
     try:
         text = _decode(path.read_bytes())
@@ -121,8 +114,28 @@ class _TextExtractor(HTMLParser):
     """Visible text of an HTML page, with block elements on their own lines, and its title."""
 
     SKIP = {"script", "style", "noscript", "template", "head"}
-    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
-              "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol"}
+    BLOCKS = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -130,8 +143,21 @@ class _TextExtractor(HTMLParser):
         self.title_parts: list[str] = []
         self._stack: list[str] = []
 
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-            "source", "track", "wbr"}
+    VOID = {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    }
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in self.VOID:

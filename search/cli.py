@@ -14,8 +14,8 @@ from rich.table import Table
 
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
-from search.errors import XlsearchError
-from search.schemas import SearchRequest
+from search.errors import InvalidInput, XlsearchError
+from search.schemas import SearchRequest, describe_validation_error
 from search.settings import Settings
 
 app = typer.Typer(
@@ -29,12 +29,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 _overrides: dict[str, Any] = {}
 
-CollectionOption = Annotated[
-    str, typer.Option("--collection", "-c", help="Collection to use.")
-]
+CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Collection to use.")]
 
 
 @app.callback()
@@ -53,7 +51,12 @@ def configure(
 
 
 def _settings() -> Settings:
-    return Settings(**_overrides)
+    try:
+        return Settings(**_overrides)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"invalid settings: {describe_validation_error(exc, 'XLSEARCH_')}"
+        ) from None
 
 
 def _open_engine() -> Engine:
@@ -77,8 +80,11 @@ def ingest(
     ingestor = Ingestor(engine.store, engine.embedder, target)
     started = time.perf_counter()
     columns = (
-        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rates]}"), TimeElapsedColumn(),
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rates]}"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, console=err) as progress:
         task = progress.add_task("ingest", total=count_items(paths), rates="")
@@ -125,14 +131,19 @@ def search(
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    table = Table(title=f"{query}  (query language: {response.query_language}, "
-                  f"{response.took_ms:.0f} ms)", show_lines=True)
+    table = Table(
+        title=f"{query}  (query language: {response.query_language}, {response.took_ms:.0f} ms)",
+        show_lines=True,
+    )
     for column in ("#", "score", "lang", "title", "snippet"):
         table.add_column(column, overflow="fold")
     for rank, result in enumerate(response.results, start=1):
         snippet = " ".join(result.snippet.text.split())
         table.add_row(
-            str(rank), f"{result.score:.3f}", result.lang, result.title or result.id,
+            str(rank),
+            f"{result.score:.3f}",
+            result.lang,
+            result.title or result.id,
             snippet if len(snippet) <= 240 else snippet[:239] + "…",
         )
     out.print(table)
@@ -146,9 +157,24 @@ def collections() -> None:
     for column in ("name", "model", "dim", "chunk tokens", "overlap", "documents", "chunks"):
         table.add_column(column)
     for info, documents, chunks in engine.store.list_collections():
-        table.add_row(info.name, info.model, str(info.dimension), str(info.chunk_tokens),
-                      str(info.chunk_overlap), str(documents), str(chunks))
+        table.add_row(
+            info.name,
+            info.model,
+            str(info.dimension),
+            str(info.chunk_tokens),
+            str(info.chunk_overlap),
+            str(documents),
+            str(chunks),
+        )
     out.print(table)
+
+
+@app.command()
+def settings() -> None:
+    """Show every setting, its environment variable, default and meaning."""
+    from search.settings import settings_table
+
+    typer.echo(settings_table())
 
 
 @db_app.command("upgrade")
@@ -186,7 +212,5 @@ def main() -> None:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise SystemExit(2) from None
     except ValidationError as exc:
-        from indexer.readers import describe_validation_error
-
         err.print(f"error: {describe_validation_error(exc)}", highlight=False, markup=False)
         raise SystemExit(2) from None

@@ -46,7 +46,9 @@ def collection_spec(
             f"{embedder.max_tokens} tokens"
         )
     if chunk_overlap is None:
-        chunk_overlap = settings.chunk_overlap if settings.chunk_overlap is not None else chunk_tokens // 8
+        chunk_overlap = (
+            settings.chunk_overlap if settings.chunk_overlap is not None else chunk_tokens // 8
+        )
     if not 0 <= chunk_overlap < chunk_tokens:
         raise InvalidInput(f"chunk_overlap must be between 0 and {chunk_tokens - 1}")
     return CollectionInfo(
@@ -61,7 +63,9 @@ def collection_spec(
     )
 
 
-def ensure_collection(store: Store, settings: Settings, embedder: Embedder, name: str) -> CollectionInfo:
+def ensure_collection(
+    store: Store, settings: Settings, embedder: Embedder, name: str
+) -> CollectionInfo:
     """The named collection, created with defaults if it does not exist yet."""
     found = store.find_collection(name)
     if found is not None:

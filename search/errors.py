@@ -24,7 +24,10 @@ class CollectionNotFound(XlsearchError):
     status = 404
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"collection {name!r} does not exist; list them with GET /v1/collections")
+        super().__init__(
+            f"collection {name!r} does not exist; "
+            "list them with `xlsearch collections` or GET /v1/collections"
+        )
 
 
 class CollectionExists(XlsearchError):

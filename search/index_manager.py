@@ -80,8 +80,12 @@ class IndexManager:
             changes += len(removed)
             wanted = plan_index(current.index.count, self._ivf_min_vectors)
             if wanted.kind != current.index.plan.kind:
-                log.info("collection %s grew to %d vectors: rebuilding as %s",
-                         collection.name, current.index.count, wanted.kind)
+                log.info(
+                    "collection %s grew to %d vectors: rebuilding as %s",
+                    collection.name,
+                    current.index.count,
+                    wanted.kind,
+                )
                 self._replace(current, self._build(collection))
         return changes
 
@@ -124,7 +128,9 @@ class IndexManager:
     def _load_or_build(self, collection: CollectionInfo) -> CollectionIndex:
         manifest = load_manifest(self.folder(collection))
         if manifest and (manifest.collection_id, manifest.model, manifest.dimension) == (
-            collection.id, collection.model, collection.dimension
+            collection.id,
+            collection.model,
+            collection.dimension,
         ):
             plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
             index = VectorIndex.load(

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 LANGUAGE_PATTERN = r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})*|und)$"
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field (with `prefix`, e.g. an env variable prefix) and why."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "document"
+        if prefix:
+            where = prefix + where.upper()
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
 
 
 class DocumentIn(BaseModel):

@@ -55,8 +55,10 @@ class SearchService:
             results.clear()
             for chunk_id, score in pairs:
                 hit = hits.get(chunk_id)
-                if hit is None or hit.document_id in results or not _matches(
-                    hit, languages, request.filter
+                if (
+                    hit is None
+                    or hit.document_id in results
+                    or not _matches(hit, languages, request.filter)
                 ):
                     continue
                 results[hit.document_id] = SearchResult(

@@ -101,3 +101,12 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Where FAISS snapshots are written."""
         return self.data_dir / "indexes"
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (variable, default, meaning) for the README and CLI."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else f"`{field.default}`"
+        rows.append(f"| `XLSEARCH_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows)

@@ -48,9 +48,11 @@ def save_snapshot(folder: Path, manifest: Manifest, write_index: Callable[[Path]
     """
     folder.mkdir(parents=True, exist_ok=True)
     _write_atomically(folder / manifest.index_file, write_index)
-    _write_atomically(
-        folder / MANIFEST, lambda p: p.write_text(json.dumps(asdict(manifest), indent=2))
-    )
+
+    def write_manifest(path: Path) -> None:
+        path.write_text(json.dumps(asdict(manifest), indent=2))
+
+    _write_atomically(folder / MANIFEST, write_manifest)
     for stale in folder.glob("index-*.faiss"):
         if stale.name != manifest.index_file:
             stale.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -39,13 +39,14 @@ class VectorIndex:
     """Inner-product search over L2-normalised vectors, keyed by chunk id. Not thread-safe:
     callers serialise writes against searches."""
 
-    def __init__(self, dimension: int, plan: IndexPlan, faiss_index: faiss.Index | None = None):
+    def __init__(self, dimension: int, plan: IndexPlan, faiss_index: Any = None) -> None:
         self.dimension = dimension
         self.plan = plan
-        self._index = faiss_index if faiss_index is not None else self._empty(dimension, plan)
+        # faiss's generated type stubs do not know the SWIG classes' real signatures.
+        self._index: Any = faiss_index if faiss_index is not None else self._empty(dimension, plan)
 
     @staticmethod
-    def _empty(dimension: int, plan: IndexPlan) -> faiss.Index:
+    def _empty(dimension: int, plan: IndexPlan) -> Any:
         if plan.kind == "flat":
             return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         quantizer = faiss.IndexFlatIP(dimension)
@@ -80,7 +81,7 @@ class VectorIndex:
         k = max(1, min(k, self.count)) if self.count else 1
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.plan.kind == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=nprobe or self.plan.nprobe)
+            params = faiss.SearchParametersIVF(nprobe=nprobe or self.plan.nprobe)  # type: ignore[call-arg]
             return self._index.search(queries, k, params=params)
         return self._index.search(queries, k)
 

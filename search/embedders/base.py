@@ -1,4 +1,4 @@
-"""The one interface every embedding backend implements, and the vector post-processing they share."""
+"""The one interface every embedding backend implements, and the vector post-processing."""
 
 from __future__ import annotations
 
@@ -73,9 +73,7 @@ class Embedder(ABC):
         """Tokens the model is fed for `text` as a document, prompt and special tokens included."""
 
     @abstractmethod
-    def _encode(
-        self, texts: list[str], *, is_query: bool, dimension: int | None
-    ) -> np.ndarray:
+    def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
         """Embed formatted texts; returns float32 [n, d] in input order.
 
         `dimension` lets a remote server truncate for us; the caller truncates regardless.

@@ -16,7 +16,9 @@ def plan_batches(lengths: Sequence[int], token_budget: int, max_batch_size: int)
     current: list[int] = []
     for index in order:
         longest = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) >= max_batch_size or (len(current) + 1) * longest > token_budget):
+        if current and (
+            len(current) >= max_batch_size or (len(current) + 1) * longest > token_budget
+        ):
             batches.append(current)
             current = []
         current.append(index)

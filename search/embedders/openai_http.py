@@ -91,7 +91,9 @@ class OpenAIEmbedder(Embedder):
                         f"{response.status_code}: {response.text[:300]}"
                     )
             delay = self._backoff_s * 2**attempt
-            log.warning("embedding request failed (attempt %d), retrying in %.1fs", attempt + 1, delay)
+            log.warning(
+                "embedding request failed (attempt %d), retrying in %.1fs", attempt + 1, delay
+            )
             time.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises
 

@@ -1,4 +1,4 @@
-"""Model families' conventions (prompts, padding, sensible chunk size), so users need not know them."""
+"""Model families' conventions (prompts, padding, chunk size), so users need not know them."""
 
 from __future__ import annotations
 

@@ -68,12 +68,17 @@ class SentenceTransformerEmbedder(Embedder):
         self.profile = resolve_profile(profile, model, _config_model_type(model))
         self._tokenizer = self._model.tokenizer
         self._tokenizer.padding_side = self.profile.padding_side
-        self._saved_prompts: dict[str, str] = dict(self._model.prompts or {})
+        self._saved_prompts = {
+            k: v for k, v in (self._model.prompts or {}).items() if v is not None
+        }
         self._batch_tokens = batch_tokens
         self._max_batch_size = max_batch_size
-        self.name = Path(model).name if Path(model).exists() else model
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
-        self.max_tokens = int(self._model.max_seq_length)
+        # A local folder is named by its last two parts (e.g. "models/Qwen3-Embedding-4B"),
+        # which survive moving the folder; a hub id is its own name.
+        local = Path(model)
+        self.name = "/".join(local.resolve().parts[-2:]) if local.exists() else model
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
+        self.max_tokens = int(self._model.max_seq_length or self._tokenizer.model_max_length)
 
     def format_query(self, text: str, instruction: str | None = None) -> str:
         """An explicit task uses the profile's template; else the model's saved query prompt."""

@@ -276,7 +276,9 @@ class Store:
         with self.session() as session:
             rows = session.execute(
                 select(ChunkTombstone.seq, ChunkTombstone.chunk_id)
-                .where(ChunkTombstone.collection_id == collection_id, ChunkTombstone.seq > after_seq)
+                .where(
+                    ChunkTombstone.collection_id == collection_id, ChunkTombstone.seq > after_seq
+                )
                 .order_by(ChunkTombstone.seq)
             ).all()
         if not rows:

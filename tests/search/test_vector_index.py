@@ -1,0 +1,146 @@
+"""The FAISS index, its size policy, snapshots and catch-up from the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.engine import Engine
+from search.index_manager import IndexManager
+from search.store.repository import ChunkRecord, DocumentRecord, Store
+from search.vector_index import IndexPlan, VectorIndex, plan_index
+
+DIM = 32
+
+
+def clustered(n: int, seed: int = 0, clusters: int = 20) -> np.ndarray:
+    """Normalised vectors from a Gaussian mixture: clustered like real embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    points = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, DIM))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_plan_is_exact_while_small() -> None:
+    assert plan_index(0, 50_000) == IndexPlan("flat")
+    assert plan_index(49_999, 50_000).kind == "flat"
+
+
+@pytest.mark.parametrize("n", [50_000, 1_000_000, 10_000_000])
+def test_plan_uses_ivf_with_about_four_sqrt_n_lists(n: int) -> None:
+    plan = plan_index(n, 50_000)
+    assert plan.kind == "ivf"
+    assert plan.nlist == min(round(4 * n**0.5), n // 64)
+    assert 1 <= plan.nprobe <= plan.nlist and plan.nprobe >= min(8, plan.nlist)
+
+
+def test_plan_keeps_enough_training_points_per_list() -> None:
+    assert plan_index(2_000, 1_000).nlist == 2_000 // 64
+
+
+def test_flat_index_is_exact_and_removes_by_id() -> None:
+    vectors = clustered(500)
+    index = VectorIndex(DIM, IndexPlan("flat"))
+    index.add(np.arange(1000, 1500), vectors)
+    scores, ids = index.search(vectors[:3], 1)
+    assert list(ids[:, 0]) == [1000, 1001, 1002]
+    np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
+    assert index.remove(np.array([1000, 1001])) == 2
+    assert index.count == 498
+    assert 1000 not in index.search(vectors[:1], 10)[1][0]
+
+
+def test_ivf_recall_against_exact_search() -> None:
+    vectors, queries = clustered(20_000), clustered(100, seed=1)
+    exact = VectorIndex(DIM, IndexPlan("flat"))
+    exact.add(np.arange(len(vectors)), vectors)
+    plan = plan_index(len(vectors), 10_000)
+    ivf = VectorIndex(DIM, plan)
+    ivf.train(vectors[:10_000])
+    ivf.add(np.arange(len(vectors)), vectors)
+    _, truth = exact.search(queries, 10)
+    _, found = ivf.search(queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)])
+    assert recall >= 0.9
+    _, all_lists = ivf.search(queries, 10, nprobe=plan.nlist)  # every list: exact again
+    assert np.mean([set(a) == set(b) for a, b in zip(truth, all_lists, strict=True)]) > 0.95
+
+
+def put(store: Store, collection_id: int, doc_id: str, vectors: np.ndarray) -> None:
+    """Write a document with ready-made vectors (no embedding needed to test indexing)."""
+    record = DocumentRecord(doc_id, "text", None, None, "en", doc_id, {})
+    chunks = [ChunkRecord(i, 0, 4, 1, "en", "text", v) for i, v in enumerate(vectors)]
+    store.write_document(collection_id, record, chunks)
+
+
+def small_collection(engine: Engine) -> tuple[Store, int]:
+    from search.store.repository import CollectionInfo
+
+    info = engine.store.create_collection(CollectionInfo(0, "vectors", "test-model", DIM, 64, 0))
+    return engine.store, info.id
+
+
+def test_snapshot_then_catch_up_adds_and_removes(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    store, cid = small_collection(make_engine())
+    collection = store.get_collection("vectors")
+    vectors = clustered(30)
+    for i in range(10):
+        put(store, cid, f"d{i}", vectors[i : i + 1])
+    first = IndexManager(store, tmp_path / "idx", 1000)
+    first.snapshot(first.get(collection))
+    manifest = json.loads((first.folder(collection) / "manifest.json").read_text())
+    assert manifest["count"] == 10 and manifest["kind"] == "flat"
+
+    for i in range(10, 20):
+        put(store, cid, f"d{i}", vectors[i : i + 1])
+    store.delete_document(cid, "d0")
+    put(store, cid, "d1", vectors[25:26])  # replaced: old vector out, new one in
+
+    second = IndexManager(store, tmp_path / "idx", 1000)
+    current = second.get(collection)
+    assert current.chunk_watermark > manifest["chunk_watermark"]
+    assert current.index.count == 19
+    [best] = current.search(vectors[25:26], 1)[1][0]
+    assert best > manifest["chunk_watermark"]  # d1's new chunk, added by catch-up
+    removed, _ = store.tombstones_after(cid, 0)
+    assert len(removed) == 2  # d0's chunk and d1's old one
+    assert not np.isin(current.search(vectors[0:1], 19)[1][0], removed).any()
+
+
+def test_growing_past_the_threshold_switches_to_ivf_and_rebuild_is_stable(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    store, cid = small_collection(make_engine())
+    collection = store.get_collection("vectors")
+    vectors = clustered(3000)
+    manager = IndexManager(store, tmp_path / "idx", 2000)
+    put(store, cid, "small", vectors[:100])
+    assert manager.get(collection).index.plan.kind == "flat"
+    put(store, cid, "big", vectors[100:])
+    current = manager.get(collection)
+    assert current.index.plan.kind == "ivf" and current.index.count == 3000
+    before = current.search(vectors[:5], 5, nprobe=current.index.plan.nlist)
+    rebuilt = manager.rebuild(collection)
+    after = rebuilt.search(vectors[:5], 5, nprobe=rebuilt.index.plan.nlist)
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_a_torn_snapshot_write_keeps_the_previous_one(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    store, cid = small_collection(make_engine())
+    collection = store.get_collection("vectors")
+    put(store, cid, "a", clustered(5))
+    manager = IndexManager(store, tmp_path / "idx", 1000)
+    manager.snapshot(manager.get(collection))
+    folder = manager.folder(collection)
+    (folder / ".manifest.json.tmp-999").write_text("{half a manif")  # a crash mid-write
+    (folder / "index-9-9.faiss").write_bytes(b"garbage")  # an orphaned index file
+    reloaded = IndexManager(store, tmp_path / "idx", 1000).get(collection)
+    assert reloaded.index.count == 5
