@@ -30,7 +30,9 @@ class Engine:
         store = Store(database)
         embedder = embedder or load_embedder(settings)
         ensure_collection(store, settings, embedder, DEFAULT_COLLECTION)
-        indexes = IndexManager(store, settings.index_dir, settings.ivf_min_vectors)
+        indexes = IndexManager(
+            store, settings.index_dir, settings.ivf_min_vectors, use_gpu=settings.device != "cpu"
+        )
         searcher = SearchService(store, embedder, indexes, settings.search_overfetch)
         return cls(settings, store, embedder, indexes, searcher)
 

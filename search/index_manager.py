@@ -39,8 +39,11 @@ class CollectionIndex:
 class IndexManager:
     """Holds one CollectionIndex per collection for this process."""
 
-    def __init__(self, store: Store, index_dir: Path, ivf_min_vectors: int) -> None:
+    def __init__(
+        self, store: Store, index_dir: Path, ivf_min_vectors: int, use_gpu: bool = False
+    ) -> None:
         self._store = store
+        self._use_gpu = use_gpu
         self._index_dir = index_dir
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[int, CollectionIndex] = {}
@@ -134,7 +137,10 @@ class IndexManager:
         ):
             plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
             index = VectorIndex.load(
-                self.folder(collection) / manifest.index_file, collection.dimension, plan
+                self.folder(collection) / manifest.index_file,
+                collection.dimension,
+                plan,
+                self._use_gpu,
             )
             return CollectionIndex(
                 collection, index, manifest.chunk_watermark, manifest.tombstone_watermark
@@ -151,7 +157,8 @@ class IndexManager:
             if pages
             else np.zeros((0, collection.dimension), np.float32)
         )
-        index = VectorIndex(collection.dimension, plan_index(len(ids), self._ivf_min_vectors))
+        plan = plan_index(len(ids), self._ivf_min_vectors)
+        index = VectorIndex(collection.dimension, plan, use_gpu=self._use_gpu)
         if index.needs_training:
             rng = np.random.default_rng(TRAINING_SAMPLE_SEED)
             size = min(len(vectors), index.plan.nlist * 256)

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from search.errors import CollectionExists, CollectionNotFound
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
+SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
+
 
 @dataclass(frozen=True)
 class CollectionInfo:
@@ -294,26 +296,30 @@ class Store:
 
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent."""
-        if not chunk_ids:
-            return {}
+        hits: dict[int, ChunkHit] = {}
         with self.session() as session:
-            rows = session.execute(
-                select(Chunk, Document)
-                .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.id.in_(list(chunk_ids)))
-            ).all()
-            return {
-                chunk.id: ChunkHit(
-                    chunk_id=chunk.id,
-                    document_id=doc.external_id,
-                    title=doc.title,
-                    url=doc.url,
-                    lang=doc.lang,
-                    metadata=dict(doc.meta or {}),
-                    chunk_lang=chunk.lang,
-                    text=chunk.text,
-                    start=chunk.char_start,
-                    end=chunk.char_end,
+            for page in range(0, len(chunk_ids), SQL_IN_PAGE):
+                rows = session.execute(
+                    select(Chunk, Document)
+                    .join(Document, Chunk.document_id == Document.id)
+                    .where(Chunk.id.in_(list(chunk_ids[page : page + SQL_IN_PAGE])))
+                ).all()
+                hits.update(
+                    (
+                        chunk.id,
+                        ChunkHit(
+                            chunk_id=chunk.id,
+                            document_id=doc.external_id,
+                            title=doc.title,
+                            url=doc.url,
+                            lang=doc.lang,
+                            metadata=dict(doc.meta or {}),
+                            chunk_lang=chunk.lang,
+                            text=chunk.text,
+                            start=chunk.char_start,
+                            end=chunk.char_end,
+                        ),
+                    )
+                    for chunk, doc in rows
                 )
-                for chunk, doc in rows
-            }
+        return hits

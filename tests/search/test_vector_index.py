@@ -12,7 +12,7 @@ import pytest
 from search.engine import Engine
 from search.index_manager import IndexManager
 from search.store.repository import ChunkRecord, DocumentRecord, Store
-from search.vector_index import IndexPlan, VectorIndex, plan_index
+from search.vector_index import IndexPlan, VectorIndex, gpu_count, plan_index
 
 DIM = 32
 
@@ -144,3 +144,20 @@ def test_a_torn_snapshot_write_keeps_the_previous_one(
     (folder / "index-9-9.faiss").write_bytes(b"garbage")  # an orphaned index file
     reloaded = IndexManager(store, tmp_path / "idx", 1000).get(collection)
     assert reloaded.index.count == 5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(gpu_count() == 0, reason="needs faiss with GPU support and a CUDA GPU")
+def test_gpu_index_agrees_with_the_cpu() -> None:
+    vectors, queries = clustered(20_000), clustered(50, seed=1)
+    plan = plan_index(len(vectors), 10_000)
+    results = []
+    for use_gpu in (False, True):
+        index = VectorIndex(DIM, plan, use_gpu=use_gpu)
+        index.train(vectors[:10_000])
+        index.add(np.arange(len(vectors)), vectors)
+        index.remove(np.arange(100))
+        results.append(index.search(queries, 10, nprobe=plan.nlist)[1])
+        assert index.on_gpu is use_gpu and index.count == len(vectors) - 100
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*results, strict=True)])
+    assert overlap > 0.95
