@@ -7,9 +7,10 @@ whose text is unchanged is never embedded again; only changed fields are updated
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from itertools import islice
+from typing import Literal, TypeVar
 
 from indexer.chunking import Chunk, Chunker
 from indexer.readers import ReadError
@@ -21,6 +22,7 @@ from search.schemas import DocumentIn
 from search.store.repository import ChunkRecord, CollectionInfo, DocumentRecord, Store
 
 Outcome = Literal["created", "replaced", "updated", "unchanged"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Ingestor:
 class IngestSummary:
     """Totals of one ingestion run; `errors` pairs each failed item with its reason."""
 
+    items: int = 0
     created: int = 0
     replaced: int = 0
     updated: int = 0
@@ -149,42 +152,43 @@ class IngestSummary:
         self.tokens += result.tokens
 
 
+@dataclass(frozen=True)
+class BatchReport:
+    """One handled batch: how many source items it consumed and which of them failed."""
+
+    items: int
+    errors: list[tuple[str, str]]
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 def ingest_stream(
     items: Iterable[DocumentIn | ReadError],
     ingestor: Ingestor,
     batch_size: int,
-    on_progress: Callable[[IngestSummary, int], None] | None = None,
+    on_batch: Callable[[IngestSummary, BatchReport], bool] | None = None,
 ) -> IngestSummary:
-    """Ingest readers' output in batches; a failing batch is reported and the rest goes on.
+    """Ingest readers' output in batches of `batch_size` items, in order.
 
-    `on_progress(summary, items_done)` is called after every read error and every batch.
+    Read errors and documents that fail are reported and the rest goes on. After each batch
+    `on_batch(summary, report)` is called once the batch is committed; returning True stops.
+    Items are consumed strictly in order, so a caller can resume after `summary.items`.
     """
     summary = IngestSummary()
-    batch: list[DocumentIn] = []
-    done = 0
-
-    def flush() -> None:
-        nonlocal done
+    for batch in batched(items, batch_size):
+        errors = [(item.source, item.reason) for item in batch if isinstance(item, ReadError)]
+        documents = [item for item in batch if isinstance(item, DocumentIn)]
         try:
-            for result in ingestor.ingest(batch):
+            for result in ingestor.ingest(documents):
                 summary.add(result)
         except XlsearchError as exc:
-            summary.errors.extend((document_id(doc), str(exc)) for doc in batch)
-        done += len(batch)
-        batch.clear()
-        if on_progress:
-            on_progress(summary, done)
-
-    for item in items:
-        if isinstance(item, ReadError):
-            summary.errors.append((item.source, item.reason))
-            done += 1
-            if on_progress:
-                on_progress(summary, done)
-            continue
-        batch.append(item)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
+            errors.extend((document_id(doc), str(exc)) for doc in documents)
+        summary.items += len(batch)
+        summary.errors.extend(errors)
+        if on_batch and on_batch(summary, BatchReport(len(batch), errors)):
+            break
     return summary

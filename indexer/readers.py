@@ -45,26 +45,29 @@ def read_sources(paths: Iterable[Path]) -> Iterator[DocumentIn | ReadError]:
 
 
 def _supported_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+    """Readable files below `folder`, skipping links that lead outside it."""
+    root = folder.resolve()
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in SUPPORTED and p.resolve().is_relative_to(root)
+    )
 
 
 def read_file(path: Path, doc_id: str) -> Iterator[DocumentIn | ReadError]:
-    """One file: JSONL gives a document per line, other formats one document."""
+    """One file: JSONL gives a document per line (streamed), other formats one document."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        yield ReadError(
-            str(path),
-            f"unsupported file type {suffix or '(none)'}; "
-            f"use one of {', '.join(sorted(SUPPORTED))}",
-        )
+        supported = ", ".join(sorted(SUPPORTED))
+        yield ReadError(str(path), f"unsupported file type {suffix or '(none)'}; use {supported}")
+        return
+    if suffix in JSONL_SUFFIXES:
+        yield from read_jsonl(path)
         return
     try:
         text = _decode(path.read_bytes())
     except (OSError, ValueError) as exc:
         yield ReadError(str(path), str(exc))
-        return
-    if suffix in JSONL_SUFFIXES:
-        yield from parse_jsonl(text, str(path))
         return
     title, body = _html_to_text(text) if suffix in HTML_SUFFIXES else (_first_line(text), text)
     try:
@@ -73,14 +76,30 @@ def read_file(path: Path, doc_id: str) -> Iterator[DocumentIn | ReadError]:
         yield ReadError(str(path), describe_validation_error(exc))
 
 
-def parse_jsonl(text: str, source: str) -> Iterator[DocumentIn | ReadError]:
+def read_jsonl(path: Path) -> Iterator[DocumentIn | ReadError]:
+    """A JSONL file line by line, so files of any size stream in constant memory."""
+    try:
+        with open(path, "rb") as handle:
+            if b"\x00" in handle.read(8192):
+                yield ReadError(str(path), "binary file (contains NUL bytes); expected JSONL text")
+                return
+            handle.seek(0)
+            yield from parse_jsonl(handle, str(path))
+    except OSError as exc:
+        yield ReadError(str(path), str(exc))
+
+
+def parse_jsonl(lines: Iterable[bytes], source: str) -> Iterator[DocumentIn | ReadError]:
     """A document per non-blank line: `{"id", "text", "title", "lang", "url", "metadata"}`."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         where = f"{source}:{number}"
         try:
-            value = json.loads(line)
+            value = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            yield ReadError(where, f"not valid UTF-8 (byte {exc.start})")
+            continue
         except json.JSONDecodeError as exc:
             yield ReadError(where, f"invalid JSON: {exc.msg} at column {exc.colno}")
             continue

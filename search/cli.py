@@ -71,7 +71,7 @@ def ingest(
     """Read, chunk, embed and store documents; folders are read recursively."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from indexer.pipeline import Ingestor, ingest_stream
+    from indexer.pipeline import Ingestor, IngestSummary, ingest_stream
     from indexer.readers import count_items, read_sources
     from search.collections import ensure_collection
 
@@ -89,10 +89,11 @@ def ingest(
     with Progress(*columns, console=err) as progress:
         task = progress.add_task("ingest", total=count_items(paths), rates="")
 
-        def show(summary: Any, done: int) -> None:
+        def show(summary: IngestSummary, _batch: object) -> bool:
             elapsed = max(time.perf_counter() - started, 1e-9)
-            rates = f"{done / elapsed:.1f} docs/s, {summary.chunks / elapsed:.1f} chunks/s"
-            progress.update(task, completed=done, rates=rates)
+            rates = f"{summary.items / elapsed:.1f} docs/s, {summary.chunks / elapsed:.1f} chunks/s"
+            progress.update(task, completed=summary.items, rates=rates)
+            return False
 
         summary = ingest_stream(
             read_sources(paths), ingestor, engine.settings.ingest_batch_documents, show
@@ -167,6 +168,45 @@ def collections() -> None:
             str(chunks),
         )
     out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [env XLSEARCH_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env XLSEARCH_PORT].")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run an in-process job worker.")
+    ] = True,
+) -> None:
+    """Serve the REST API (and web page) with uvicorn; by default also process jobs."""
+    import uvicorn
+
+    from search.api import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings, worker=worker),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Process ingestion jobs from the database until stopped (Ctrl-C or SIGTERM)."""
+    import signal
+
+    from indexer.worker import Worker
+
+    engine = _open_engine()
+    running = Worker(engine)
+    signal.signal(signal.SIGTERM, lambda *_: running.stop(timeout_s=0))
+    err.print(f"worker {running.name} waiting for jobs in {engine.settings.resolved_database_url}")
+    try:
+        running.run()
+    except KeyboardInterrupt:
+        running.stop(timeout_s=0)
 
 
 @app.command()

@@ -50,3 +50,13 @@ class EmbedderUnavailable(XlsearchError):
 
     code = "embedder_unavailable"
     status = 503
+
+
+class Forbidden(XlsearchError):
+    code = "forbidden"
+    status = 403
+
+
+class UnsupportedMedia(XlsearchError):
+    code = "unsupported_media"
+    status = 415

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class CollectionIndex:
     chunk_watermark: int = 0
     tombstone_watermark: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    unsaved_changes: int = 0
+    caught_up_at: float = field(default_factory=time.monotonic)
 
     def search(
         self, queries: np.ndarray, k: int, nprobe: int | None = None
@@ -40,10 +43,17 @@ class IndexManager:
     """Holds one CollectionIndex per collection for this process."""
 
     def __init__(
-        self, store: Store, index_dir: Path, ivf_min_vectors: int, use_gpu: bool = False
+        self,
+        store: Store,
+        index_dir: Path,
+        ivf_min_vectors: int,
+        use_gpu: bool = False,
+        catch_up_on_get: bool = True,
     ) -> None:
         self._store = store
         self._use_gpu = use_gpu
+        # A server catches up in the background instead (see search.index_keeper).
+        self.catch_up_on_get = catch_up_on_get
         self._index_dir = index_dir
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[int, CollectionIndex] = {}
@@ -59,8 +69,16 @@ class IndexManager:
             if current is None:
                 current = self._load_or_build(collection)
                 self._indexes[collection.id] = current
-        self.catch_up(current)
+                self.catch_up(current)
+                return current
+        if self.catch_up_on_get:
+            self.catch_up(current)
         return current
+
+    def loaded(self) -> list[CollectionIndex]:
+        """The indexes this process holds now."""
+        with self._lock:
+            return list(self._indexes.values())
 
     def catch_up(self, current: CollectionIndex) -> int:
         """Add chunks newer than the watermark, drop tombstoned ones; returns the changes.
@@ -81,6 +99,8 @@ class IndexManager:
             current.index.remove(removed)
             current.tombstone_watermark = seq
             changes += len(removed)
+            current.unsaved_changes += changes
+            current.caught_up_at = time.monotonic()
             wanted = plan_index(current.index.count, self._ivf_min_vectors)
             if wanted.kind != current.index.plan.kind:
                 log.info(
@@ -121,6 +141,7 @@ class IndexManager:
                 index_file=f"index-{current.chunk_watermark}-{current.tombstone_watermark}.faiss",
             )
             save_snapshot(self.folder(collection), manifest, current.index.save)
+            current.unsaved_changes = 0
 
     def forget(self, collection: CollectionInfo) -> None:
         """Drop a deleted collection's index and snapshots."""

@@ -83,6 +83,36 @@ class Settings(BaseSettings):
     ingest_batch_documents: int = Field(
         32, ge=1, description="Documents embedded together during ingestion."
     )
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job without a heartbeat this long is taken over."
+    )
+
+    host: str = Field("127.0.0.1", description="Address `xlsearch serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `xlsearch serve` listens on.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer keys (JSON list); when set, every write needs one.",
+    )
+    open_reads: bool = Field(
+        True, description="With API keys set: allow searches and reads without a key."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (JSON list); none by default."
+    )
+    max_request_bytes: int = Field(10 * 2**20, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(
+        4 * 2**30, ge=1024, description="Largest bulk upload (streamed to disk)."
+    )
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Server folders bulk jobs may read from (JSON list); none by default.",
+    )
+    catch_up_interval_s: float = Field(
+        0.25, gt=0, description="How often a server catches its indexes up with the database."
+    )
+    snapshot_interval_s: float = Field(
+        60.0, gt=0, description="How often a server snapshots indexes that changed."
+    )
 
     @model_validator(mode="after")
     def _check_overlap(self) -> Settings:
@@ -102,11 +132,17 @@ class Settings(BaseSettings):
         """Where FAISS snapshots are written."""
         return self.data_dir / "indexes"
 
+    @property
+    def upload_dir(self) -> Path:
+        """Where bulk uploads are kept until their job is done."""
+        return self.data_dir / "uploads"
+
 
 def settings_table() -> str:
     """The settings as a Markdown table (variable, default, meaning) for the README and CLI."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        default = "" if field.default is None else f"`{field.default}`"
+        value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        default = "" if value in (None, []) else f"`{value}`"
         rows.append(f"| `XLSEARCH_{name.upper()}` | {default} | {field.description} |")
     return "\n".join(rows)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class Embedder(ABC):
     dimension: int
     max_tokens: int
     profile: ModelProfile
+    # Called after every embedding call with ("query" | "document", texts, seconds).
+    observer: Callable[[str, Sequence[str], float], None] | None = None
 
     def embed_documents(
         self,
@@ -45,8 +48,7 @@ class Embedder(ABC):
     ) -> np.ndarray:
         """Embed passages for storage; `instruction` is a collection's document instruction."""
         formatted = [self.format_document(t, instruction) for t in texts]
-        vectors = self._encode(formatted, is_query=False, dimension=dimension)
-        return self._finish(vectors, dimension)
+        return self._observed(texts, formatted, is_query=False, dimension=dimension)
 
     def embed_queries(
         self,
@@ -57,8 +59,7 @@ class Embedder(ABC):
     ) -> np.ndarray:
         """Embed search questions with the model's query prompt (and task instruction)."""
         formatted = [self.format_query(t, instruction) for t in texts]
-        vectors = self._encode(formatted, is_query=True, dimension=dimension)
-        return self._finish(vectors, dimension)
+        return self._observed(texts, formatted, is_query=True, dimension=dimension)
 
     def format_query(self, text: str, instruction: str | None = None) -> str:
         """The text handed to `_encode` for a query."""
@@ -78,6 +79,17 @@ class Embedder(ABC):
 
         `dimension` lets a remote server truncate for us; the caller truncates regardless.
         """
+
+    def _observed(
+        self, texts: Sequence[str], formatted: list[str], *, is_query: bool, dimension: int | None
+    ) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = self._finish(
+            self._encode(formatted, is_query=is_query, dimension=dimension), dimension
+        )
+        if self.observer is not None and len(texts):
+            self.observer("query" if is_query else "document", texts, time.perf_counter() - started)
+        return vectors
 
     def _finish(self, vectors: np.ndarray, dimension: int | None) -> np.ndarray:
         if len(vectors) == 0:

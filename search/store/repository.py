@@ -137,6 +137,13 @@ class Store:
             raise CollectionNotFound(name)
         return found
 
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection's settings (no counts: cheap enough to poll)."""
+        with self.session() as session:
+            return [
+                _info(row) for row in session.scalars(select(Collection).order_by(Collection.id))
+            ]
+
     def list_collections(self) -> list[tuple[CollectionInfo, int, int]]:
         """Every collection with its document and chunk counts, by name."""
         with self.session() as session:

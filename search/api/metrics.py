@@ -1,0 +1,110 @@
+"""Prometheus metrics of one app: HTTP, embedding, jobs and indexes (own registry per app)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from search.engine import Engine
+from search.store.jobs import JobStore
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _StateCollector(Collector):
+    """Values read at scrape time: job queue depth, vectors and catch-up age per collection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("xlsearch_jobs", "Jobs by status.", labels=["status"])
+        store = JobStore(self._engine.store)
+        for status in ("queued", "running"):
+            jobs.add_metric([status], store.count(status))
+        yield jobs
+        vectors = GaugeMetricFamily(
+            "xlsearch_index_vectors", "Vectors in this process's index.", labels=["collection"]
+        )
+        age = GaugeMetricFamily(
+            "xlsearch_index_catch_up_age_seconds",
+            "Seconds since the index last caught up with the database.",
+            labels=["collection"],
+        )
+        now = time.monotonic()
+        for current in self._engine.indexes.loaded():
+            vectors.add_metric([current.collection.name], current.index.count)
+            age.add_metric([current.collection.name], now - current.caught_up_at)
+        yield vectors
+        yield age
+
+
+class Metrics:
+    """The app's metrics; `observe_embedding` is hooked into the embedder."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._count_tokens: Callable[[str], int] = len
+        self.requests = Counter(
+            "xlsearch_http_requests",
+            "HTTP requests.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "xlsearch_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.embedding_batches = Counter(
+            "xlsearch_embedding_batches", "Embedding calls.", ["kind"], registry=self.registry
+        )
+        self.embedding_tokens = Counter(
+            "xlsearch_embedding_tokens", "Tokens embedded.", ["kind"], registry=self.registry
+        )
+        self.embedding_seconds = Histogram(
+            "xlsearch_embedding_duration_seconds",
+            "Time per embedding call.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_items = Counter(
+            "xlsearch_job_items",
+            "Job items handled, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def attach(self, engine: Engine) -> None:
+        """Start reporting the engine's jobs, indexes and embedding calls."""
+        self._count_tokens = engine.embedder.count_tokens
+        engine.embedder.observer = self.observe_embedding
+        self.registry.register(_StateCollector(engine))
+
+    def observe_embedding(self, kind: str, texts: Sequence[str], seconds: float) -> None:
+        self.embedding_batches.labels(kind).inc()
+        self.embedding_tokens.labels(kind).inc(sum(map(self._count_tokens, texts)))
+        self.embedding_seconds.labels(kind).observe(seconds)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
+
+    def install(self, app: FastAPI) -> None:
+        @app.middleware("http")
+        async def measure(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+            self.requests.labels(request.method, route, str(response.status_code)).inc()
+            return response

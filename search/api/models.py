@@ -1,0 +1,184 @@
+"""Request and response bodies of the REST API (beyond the shared search/document schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from search.schemas import DocumentIn
+from search.store.jobs import JobInfo, JobStatus
+from search.store.repository import CollectionInfo
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["collection_not_found"])
+    message: str = Field(examples=["collection 'nope' does not exist"])
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer has this shape."""
+
+    error: ErrorDetail
+
+
+class CollectionIn(Strict):
+    name: str = Field(examples=["news"], description="1-64 letters, digits, '_', '-', '.'")
+    dimension: int | None = Field(None, description="Matryoshka dimension; default the model's.")
+    chunk_tokens: int | None = Field(None, description="Most tokens per chunk.")
+    chunk_overlap: int | None = Field(None, description="Tokens shared by neighbouring chunks.")
+    document_instruction: str | None = Field(None, max_length=2000)
+    query_instruction: str | None = Field(None, max_length=2000)
+
+
+class CollectionOut(BaseModel):
+    name: str
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    document_instruction: str | None
+    query_instruction: str | None
+    index: dict[str, Any]
+    documents: int
+    chunks: int
+
+    @classmethod
+    def build(
+        cls, info: CollectionInfo, documents: int, chunks: int, index: dict[str, Any]
+    ) -> CollectionOut:
+        return cls(
+            name=info.name,
+            model=info.model,
+            dimension=info.dimension,
+            chunk_tokens=info.chunk_tokens,
+            chunk_overlap=info.chunk_overlap,
+            document_instruction=info.document_instruction,
+            query_instruction=info.query_instruction,
+            index=index,
+            documents=documents,
+            chunks=chunks,
+        )
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class DocumentsIn(Strict):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10_000)
+    wait: bool = Field(False, description="Answer once the documents are searchable.")
+
+
+class DocumentResult(BaseModel):
+    id: str
+    status: Literal["created", "replaced", "updated", "unchanged"]
+    chunks: int
+
+
+class DocumentsDone(BaseModel):
+    results: list[DocumentResult]
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class JobPathIn(Strict):
+    path: str = Field(description="A file or folder under one of the server's allowed roots.")
+
+
+class JobOut(BaseModel):
+    id: str
+    collection: str
+    status: JobStatus
+    total: int
+    processed: int
+    failed: int
+    errors: list[dict[str, Any]]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def build(cls, job: JobInfo) -> JobOut:
+        return cls(
+            id=job.id,
+            collection=job.collection,
+            status=job.status,
+            total=job.total,
+            processed=job.processed,
+            failed=job.failed,
+            errors=job.errors,
+            cancel_requested=job.cancel_requested,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str | None
+    url: str | None
+    lang: str
+    metadata: dict[str, Any]
+    text: str
+
+
+class EmbeddingsIn(BaseModel):
+    """OpenAI's embeddings request, plus the seed's `dim` and xlsearch's `input_type`."""
+
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields like `user`
+
+    input: str | list[str] = Field(examples=["Wie hoch ist der Eiffelturm?"])
+    model: str | None = None
+    dimensions: int | None = Field(None, ge=1)
+    dim: int | None = Field(None, ge=1, description="Alias of `dimensions`.")
+    encoding_format: Literal["float", "base64"] = "float"
+    input_type: Literal["query", "document"] = "document"
+    instruction: str | None = Field(None, max_length=2000)
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "xlsearch"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting the error body for these statuses."""
+    return {status: {"model": ErrorBody} for status in statuses}

@@ -1,0 +1,77 @@
+"""Collections: list, create, show, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response, status
+
+from search.api.deps import EngineDep
+from search.api.models import CollectionIn, CollectionList, CollectionOut, error_responses
+from search.api.security import require_read, require_write
+from search.collections import DEFAULT_COLLECTION, collection_spec
+from search.errors import CollectionNotFound, InvalidInput
+from search.store.repository import CollectionInfo
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+def describe(engine: EngineDep, info: CollectionInfo, documents: int, chunks: int) -> CollectionOut:
+    loaded = {c.collection.id: c for c in engine.indexes.loaded()}
+    index = loaded[info.id].index.describe() if info.id in loaded else {}
+    return CollectionOut.build(info, documents, chunks, index)
+
+
+@router.get("", operation_id="list_collections", dependencies=[Depends(require_read)])
+def list_collections(engine: EngineDep) -> CollectionList:
+    return CollectionList(
+        collections=[describe(engine, *row) for row in engine.store.list_collections()]
+    )
+
+
+@router.post(
+    "",
+    operation_id="create_collection",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_write)],
+    responses=error_responses(404, 409, 422),
+)
+def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
+    spec = collection_spec(
+        body.name,
+        engine.settings,
+        engine.embedder,
+        dimension=body.dimension,
+        chunk_tokens=body.chunk_tokens,
+        chunk_overlap=body.chunk_overlap,
+        document_instruction=body.document_instruction,
+        query_instruction=body.query_instruction,
+    )
+    return describe(engine, engine.store.create_collection(spec), 0, 0)
+
+
+@router.get(
+    "/{name}",
+    operation_id="get_collection",
+    dependencies=[Depends(require_read)],
+    responses=error_responses(404),
+)
+def get_collection(name: str, engine: EngineDep) -> CollectionOut:
+    for row in engine.store.list_collections():
+        if row[0].name == name:
+            return describe(engine, *row)
+    raise CollectionNotFound(name)
+
+
+@router.delete(
+    "/{name}",
+    operation_id="delete_collection",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_write)],
+    responses=error_responses(404, 409, 422),
+)
+def delete_collection(name: str, engine: EngineDep) -> Response:
+    if name == DEFAULT_COLLECTION:
+        raise InvalidInput("the default collection cannot be deleted; delete its documents instead")
+    info = engine.store.get_collection(name)
+    engine.store.delete_collection(name)
+    engine.indexes.forget(info)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,85 @@
+"""Documents: add (as a job, or at once with `wait`), show, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from search.api.deps import EngineDep, JobsDep
+from search.api.models import (
+    DocumentOut,
+    DocumentResult,
+    DocumentsDone,
+    DocumentsIn,
+    JobAccepted,
+    error_responses,
+)
+from search.api.security import require_read, require_write
+from search.api.uploads import save_documents
+from search.collections import check_model
+from search.errors import DocumentNotFound
+
+router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+
+
+@router.post(
+    "",
+    operation_id="add_documents",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require_write)],
+    responses={200: {"model": DocumentsDone}, **error_responses(404, 409, 413, 422)},
+)
+def add_documents(
+    name: str, body: DocumentsIn, engine: EngineDep, jobs: JobsDep, request: Request
+) -> JSONResponse:
+    """Queue the documents as a job (202 with its id), or with `wait: true` store them now
+    and answer 200 once they are searchable. Same id again replaces; same text is a no-op."""
+    collection = engine.store.get_collection(name)
+    check_model(collection, engine.embedder)
+    if body.wait:
+        outcomes = request.app.state.ingestion.ingest_documents(collection, body.documents)
+        engine.indexes.catch_up(engine.indexes.get(collection))
+        done = DocumentsDone(
+            results=[DocumentResult(id=o.id, status=o.status, chunks=o.chunks) for o in outcomes]
+        )
+        return JSONResponse(done.model_dump(), status_code=status.HTTP_200_OK)
+    folder = save_documents(engine.settings.upload_dir, body.documents)
+    job_id = jobs.submit(collection.id, {"path": str(folder), "owned": True}, len(body.documents))
+    return JSONResponse(JobAccepted(job_id=job_id).model_dump(), status_code=202)
+
+
+@router.get(
+    "/{doc_id:path}",
+    operation_id="get_document",
+    dependencies=[Depends(require_read)],
+    responses=error_responses(404),
+)
+def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
+    collection = engine.store.get_collection(name)
+    record = engine.store.find_document(collection.id, doc_id)
+    if record is None:
+        raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
+    return DocumentOut(
+        id=record.external_id,
+        title=record.title,
+        url=record.url,
+        lang=record.lang,
+        metadata=record.metadata,
+        text=record.text,
+    )
+
+
+@router.delete(
+    "/{doc_id:path}",
+    operation_id="delete_document",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_write)],
+    responses=error_responses(404),
+)
+def delete_document(name: str, doc_id: str, engine: EngineDep) -> Response:
+    """Remove a document; it disappears from results within about a second."""
+    collection = engine.store.get_collection(name)
+    if not engine.store.delete_document(collection.id, doc_id):
+        raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
+    engine.indexes.catch_up(engine.indexes.get(collection))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

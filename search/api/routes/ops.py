@@ -1,0 +1,43 @@
+"""Liveness, readiness, metrics and the served model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from search.api.deps import EngineDep
+from search.api.models import ModelCard, ModelList
+from search.api.security import require_read
+
+router = APIRouter()
+
+
+@router.get("/health", operation_id="health", tags=["ops"])
+def health() -> dict[str, str]:
+    """200 while the process lives."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", operation_id="ready", tags=["ops"], responses={503: {}})
+def ready(request: Request) -> JSONResponse:
+    """200 once the model is loaded and the indexes have caught up, else 503."""
+    if request.app.state.keeper.ready.is_set():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "starting"}, status_code=503)
+
+
+@router.get("/metrics", operation_id="metrics", tags=["ops"], response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return request.app.state.metrics.render()  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/v1/models",
+    operation_id="list_models",
+    tags=["embeddings"],
+    dependencies=[Depends(require_read)],
+)
+def models(engine: EngineDep) -> ModelList:
+    """The model this server embeds with (OpenAI-compatible)."""
+    return ModelList(data=[ModelCard(id=engine.embedder.name)])

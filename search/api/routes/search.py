@@ -1,0 +1,39 @@
+"""Search: the JSON endpoint per collection and a GET form for links and the web page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from search.api.deps import EngineDep
+from search.api.models import error_responses
+from search.api.security import require_read
+from search.collections import DEFAULT_COLLECTION
+from search.schemas import SearchRequest, SearchResponse
+
+router = APIRouter(tags=["search"], dependencies=[Depends(require_read)])
+
+
+@router.post(
+    "/v1/collections/{name}/search",
+    operation_id="search_collection",
+    responses=error_responses(404, 409, 422),
+)
+def search_collection(name: str, body: SearchRequest, engine: EngineDep) -> SearchResponse:
+    """One result per document, best first, with its best-matching chunk as the snippet."""
+    return engine.searcher.search(name, body)
+
+
+@router.get("/v1/search", operation_id="search", responses=error_responses(404, 409, 422))
+def search_get(
+    engine: EngineDep,
+    q: Annotated[str, Query(description="The question.")],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    lang: Annotated[list[str] | None, Query(description="Only these languages.")] = None,
+    collection: str = DEFAULT_COLLECTION,
+    nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
+) -> SearchResponse:
+    """The same search as a GET, for links and the web page."""
+    request = SearchRequest(query=q, k=k, languages=lang or None, nprobe=nprobe)
+    return engine.searcher.search(collection, request)

@@ -1,0 +1,36 @@
+"""Optional API keys: every write needs `Authorization: Bearer <key>` when keys are set;
+reads too unless `open_reads`. Keys are compared in constant time and never logged."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from search.errors import XlsearchError
+
+
+class Unauthorized(XlsearchError):
+    code = "unauthorized"
+    status = 401
+
+
+def _check(request: Request, needed: bool) -> None:
+    keys: list[bytes] = request.app.state.api_keys
+    if not keys or not needed:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip().encode()
+    if scheme.lower() != "bearer" or not any(hmac.compare_digest(given, k) for k in keys):
+        raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")
+
+
+def require_write(request: Request) -> None:
+    """Dependency for routes that change what is stored."""
+    _check(request, needed=True)
+
+
+def require_read(request: Request) -> None:
+    """Dependency for routes that only read."""
+    _check(request, needed=not request.app.state.open_reads)

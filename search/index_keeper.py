@@ -1,0 +1,75 @@
+"""Keeps a serving process's indexes fresh: catch-up every fraction of a second, snapshots
+now and then and at shutdown, so a document is searchable about a second after it commits
+(whichever process wrote it) and a restart does not replay the whole log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from search.index_manager import IndexManager
+from search.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class IndexKeeper:
+    """A supervised background thread; `stop()` writes final snapshots."""
+
+    def __init__(
+        self,
+        store: Store,
+        indexes: IndexManager,
+        catch_up_interval_s: float,
+        snapshot_interval_s: float,
+    ) -> None:
+        self._store = store
+        self._indexes = indexes
+        self._catch_up_interval_s = catch_up_interval_s
+        self._snapshot_interval_s = snapshot_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xlsearch-index-keeper", daemon=True)
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.snapshot_changed()
+
+    def catch_up_all(self) -> int:
+        """Catch every index up with the database, loading new collections' indexes and
+        dropping deleted ones'. Returns the number of vectors added and removed."""
+        existing = {info.id: info for info in self._store.collections()}
+        changes = 0
+        for current in self._indexes.loaded():
+            if current.collection.id not in existing:
+                self._indexes.forget(current.collection)
+        loaded = {current.collection.id for current in self._indexes.loaded()}
+        for collection_id, info in existing.items():
+            if collection_id not in loaded:
+                self._indexes.get(info)
+        for current in self._indexes.loaded():
+            changes += self._indexes.catch_up(current)
+        return changes
+
+    def snapshot_changed(self) -> None:
+        for current in self._indexes.loaded():
+            if current.unsaved_changes:
+                self._indexes.snapshot(current)
+
+    def _run(self) -> None:
+        last_snapshot = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.catch_up_all()
+                self.ready.set()
+                if time.monotonic() - last_snapshot >= self._snapshot_interval_s:
+                    self.snapshot_changed()
+                    last_snapshot = time.monotonic()
+            except Exception:  # noqa: BLE001 - keep serving; the next round retries
+                log.exception("index catch-up failed; retrying")
+            self._stop.wait(self._catch_up_interval_s)

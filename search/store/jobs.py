@@ -1,0 +1,217 @@
+"""Job rows: submit, claim, report progress, cancel, finish, and take over abandoned jobs.
+
+Jobs are rows with explicit states. A job's `cursor` counts the source items fully handled,
+so a job taken over after a crash resumes there; items between the cursor and the crash were
+committed per document and are recognised by id and content hash, so nothing is embedded
+twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
+
+from search.errors import XlsearchError
+from search.store.repository import Store
+from search.store.tables import Collection, Job, utcnow
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
+MAX_STORED_ERRORS = 1000
+
+
+class JobNotFound(XlsearchError):
+    code = "job_not_found"
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} does not exist; list jobs with GET /v1/jobs")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as callers see it."""
+
+    id: str
+    collection: str
+    status: JobStatus
+    total: int
+    processed: int
+    failed: int
+    cursor: int
+    errors: list[dict[str, Any]]
+    source: dict[str, Any]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _info(job: Job, collection: str) -> JobInfo:
+    return JobInfo(
+        id=job.id,
+        collection=collection,
+        status=job.status,  # type: ignore[arg-type]
+        total=job.total,
+        processed=job.processed,
+        failed=job.failed,
+        cursor=job.cursor,
+        errors=list(job.errors or []),
+        source=dict(job.source or {}),
+        cancel_requested=job.cancel_requested,
+        created_at=cast(datetime, as_utc(job.created_at)),
+        started_at=as_utc(job.started_at),
+        finished_at=as_utc(job.finished_at),
+    )
+
+
+class JobStore:
+    """Job rows in the shared database; every method is one short transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def submit(self, collection_id: int, source: dict[str, Any], total: int) -> str:
+        job_id = uuid.uuid4().hex
+        with self._store.session() as session, session.begin():
+            session.add(
+                Job(
+                    id=job_id,
+                    collection_id=collection_id,
+                    status="queued",
+                    total=total,
+                    source=source,
+                    errors=[],
+                )
+            )
+        return job_id
+
+    def get(self, job_id: str) -> JobInfo:
+        with self._store.session() as session:
+            row = session.execute(
+                select(Job, Collection.name)
+                .join(Collection, Job.collection_id == Collection.id)
+                .where(Job.id == job_id)
+            ).first()
+            if row is None:
+                raise JobNotFound(job_id)
+            return _info(*row)
+
+    def recent(self, status: JobStatus | None = None, limit: int = 100) -> list[JobInfo]:
+        """Newest first."""
+        query = select(Job, Collection.name).join(Collection, Job.collection_id == Collection.id)
+        if status:
+            query = query.where(Job.status == status)
+        with self._store.session() as session:
+            rows = session.execute(query.order_by(Job.created_at.desc()).limit(limit)).all()
+            return [_info(job, name) for job, name in rows]
+
+    def count(self, status: JobStatus) -> int:
+        with self._store.session() as session:
+            return int(session.scalar(select(func.count()).where(Job.status == status)) or 0)
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """A queued job is cancelled at once; a running one when its worker next looks."""
+        now = utcnow()
+        with self._store.session() as session, session.begin():
+            job = session.get(Job, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if job.status == "queued":
+                job.status, job.finished_at = "cancelled", now
+            elif job.status == "running":
+                job.cancel_requested = True
+        return self.get(job_id)
+
+    def claim(self, worker: str) -> JobInfo | None:
+        """Take the oldest queued job for `worker`, or None when there is none.
+
+        The conditional update makes the claim safe when several workers race for a job.
+        """
+        with self._store.session() as session, session.begin():
+            candidate = session.scalar(
+                select(Job.id)
+                .where(Job.status == "queued")
+                .order_by(Job.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if candidate is None:
+                return None
+            now = utcnow()
+            result = session.execute(
+                update(Job)
+                .where(Job.id == candidate, Job.status == "queued")
+                .values(
+                    status="running",
+                    worker=worker,
+                    heartbeat_at=now,
+                    started_at=func.coalesce(Job.started_at, now),
+                )
+            )
+            claimed = cast(CursorResult[Any], result).rowcount
+        return self.get(candidate) if claimed else None
+
+    def set_total(self, job_id: str, total: int) -> None:
+        """Record how many items the job's source holds (counted when work starts)."""
+        with self._store.session() as session, session.begin():
+            session.execute(update(Job).where(Job.id == job_id).values(total=total))
+
+    def advance(self, job_id: str, items: int, failed: int, errors: list[dict[str, Any]]) -> bool:
+        """Record a handled batch (moving the cursor) and beat the heartbeat.
+
+        Returns True when cancellation was requested.
+        """
+        with self._store.session() as session, session.begin():
+            job = session.get(Job, job_id)
+            if job is None:
+                return True
+            job.cursor += items
+            job.processed += items - failed
+            job.failed += failed
+            if errors and len(job.errors) < MAX_STORED_ERRORS:
+                job.errors = [*job.errors, *errors][:MAX_STORED_ERRORS]
+            job.heartbeat_at = utcnow()
+            return job.cancel_requested
+
+    def finish(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
+        with self._store.session() as session, session.begin():
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            job.status, job.finished_at, job.worker = status, utcnow(), None
+            if error:
+                job.errors = [*job.errors, {"item": None, "reason": error}][: MAX_STORED_ERRORS + 1]
+
+    def requeue_abandoned(self, older_than: timedelta) -> int:
+        """Put running jobs whose heartbeat is older than `older_than` back in the queue;
+        they resume at their cursor. Returns how many were taken back."""
+        limit = utcnow() - older_than
+        with self._store.session() as session, session.begin():
+            result = session.execute(
+                update(Job)
+                .where(Job.status == "running", Job.heartbeat_at < limit)
+                .values(status="queued", worker=None)
+            )
+            return int(cast(CursorResult[Any], result).rowcount)
+
+    def release(self, job_id: str) -> None:
+        """Hand an unfinished job back to the queue (its worker is shutting down)."""
+        with self._store.session() as session, session.begin():
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running")
+                .values(status="queued", worker=None)
+            )
