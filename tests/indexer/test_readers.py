@@ -69,7 +69,7 @@ def test_unreadable_inputs_are_reported_and_the_rest_goes_on(tmp_path: Path) -> 
     assert "not valid UTF-8 (byte 3)" in reasons["latin1.txt"]
     assert reasons["empty.md"] == "text: text is empty"
     assert reasons["missing.txt"] == "no such file or folder"
-    assert reasons["notes.docx"].startswith("unsupported file type .docx")
+    assert reasons["notes.docx"].startswith("unsupported file type .docx; use .htm")
     assert [i.id for i in items if isinstance(i, DocumentIn)] == ["ok.txt"]
 
 

@@ -1,0 +1,160 @@
+"""Bad input gets a 4xx with a message, and nothing stored changes."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import MakeClient, add_now, wait_for_job
+
+
+def stored(client: TestClient) -> tuple[int, int]:
+    info = client.get("/v1/collections/default").json()
+    return info["documents"], info["chunks"]
+
+
+def assert_refused(response: object, status: int, message: str) -> None:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert message in error["message"] and error["code"]
+
+
+def test_bad_documents_change_nothing(client: TestClient) -> None:
+    add_now(client, {"id": "keep", "text": "This one stays."})
+    before = stored(client)
+    url = "/v1/collections/default/documents"
+    assert_refused(client.post(url, json={"documents": [{"text": ""}], "wait": True}), 422, "empty")
+    assert_refused(client.post(url, json={"documents": [{"text": " \n\t"}]}), 422, "text is empty")
+    assert_refused(client.post(url, json={"documents": []}), 422, "documents")
+    assert_refused(
+        client.post(url, json={"documents": [{"text": "x", "colour": 1}]}), 422, "colour"
+    )
+    assert_refused(
+        client.post(url, json={"documents": [{"text": "x", "lang": "German"}]}), 422, "lang"
+    )
+    headers = {"content-type": "application/json"}
+    assert_refused(client.post(url, content=b'{"documents": [', headers=headers), 422, "JSON")
+    latin1 = b'{"documents": [{"text": "caf\xe9"}]}'
+    assert_refused(client.post(url, content=latin1, headers=headers), 400, "UTF-8")
+    big = b'{"documents": [{"text": "' + b"a" * (20 * 2**20) + b'"}]}'
+    assert_refused(client.post(url, content=big, headers=headers), 413, "larger than")
+    assert_refused(
+        client.post("/v1/collections/nope/documents", json={"documents": [{"text": "x"}]}),
+        404,
+        "does not exist",
+    )
+    assert stored(client) == before
+    assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def upload(client: TestClient, *files: tuple[str, bytes]) -> object:
+    return client.post(
+        "/v1/collections/default/jobs",
+        files=[("file", (name, io.BytesIO(data))) for name, data in files],
+    )
+
+
+def test_upload_jsonl_reports_bad_lines_per_item(client: TestClient) -> None:
+    lines = (
+        b'{"id": "a", "text": "Tea."}\n{broken\n{"text": "  "}\n{"id": "b", "text": "Coffee."}\n'
+    )
+    response = upload(client, ("docs.jsonl", lines))
+    assert response.status_code == 202
+    job = wait_for_job(client, response.json()["job_id"])  # type: ignore[attr-defined]
+    assert (job["status"], job["total"], job["processed"], job["failed"]) == ("succeeded", 4, 2, 2)
+    reasons = {e["item"].rsplit(":", 1)[1]: e["reason"] for e in job["errors"]}
+    assert reasons["2"].startswith("invalid JSON") and reasons["3"] == "text: text is empty"
+    assert stored(client) == (2, 2)
+
+
+def test_upload_zip_and_text_files(client: TestClient) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("pages/tea.md", "# Tea\n\nTea is a drink.")
+        bundle.writestr("pages/tee.html", "<title>Tee</title><p>Tee ist ein Getränk.</p>")
+    response = upload(client, ("pages.zip", archive.getvalue()), ("note.txt", b"Coffee notes."))
+    job = wait_for_job(client, response.json()["job_id"])  # type: ignore[attr-defined]
+    assert (job["status"], job["processed"]) == ("succeeded", 3)
+    assert stored(client) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "message"),
+    [
+        ("image.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00", 422, "binary data"),
+        ("doc.pdf", b"%PDF-1.4", 415, "unsupported file type"),
+        ("bad.zip", b"PK not really", 422, "not a valid ZIP"),
+    ],
+)
+def test_bad_uploads_are_refused(
+    client: TestClient, name: str, data: bytes, status: int, message: str
+) -> None:
+    assert_refused(upload(client, (name, data)), status, message)
+    assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_zip_entries_may_not_escape(client: TestClient) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("../../evil.txt", "escaped")
+    assert_refused(upload(client, ("evil.zip", archive.getvalue())), 422, "escapes the archive")
+
+
+def test_server_paths_stay_under_the_allowed_roots(make_client: MakeClient, tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_text("Honey bees make honey.", "utf-8")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for you", "utf-8")
+    os.symlink(outside, root / "link.txt")
+    os.symlink(tmp_path, root / "escape")
+    client = make_client(allowed_roots=[root])
+    url = "/v1/collections/default/jobs"
+    for path, status in [
+        ("../../etc/passwd", 403),
+        ("/etc/passwd", 403),
+        ("escape/secret.txt", 403),
+        ("link.txt", 403),
+        ("missing", 422),
+    ]:
+        assert client.post(url, json={"path": path}).status_code == status, path
+    assert_refused(client.post(url, json={"path": "sub", "x": 1}), 422, "x")
+    accepted = client.post(url, json={"path": "."})
+    job = wait_for_job(client, accepted.json()["job_id"])
+    assert (job["status"], job["processed"]) == ("succeeded", 1)  # link.txt is skipped
+    assert client.get("/v1/collections/default/documents/sub/a.txt").status_code == 200
+    assert_refused(make_client().post(url, json={"path": "x"}), 403, "XLSEARCH_ALLOWED_ROOTS")
+
+
+def test_cancel_a_queued_job(make_client: MakeClient) -> None:
+    client = make_client(worker=False)
+    job_id = client.post(
+        "/v1/collections/default/documents", json={"documents": [{"text": "Tea."}]}
+    ).json()["job_id"]
+    cancelled = client.delete(f"/v1/jobs/{job_id}")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    assert client.get("/v1/jobs", params={"status": "cancelled"}).json()["jobs"][0]["id"] == job_id
+    assert client.get("/v1/jobs/nope").status_code == 404
+    assert client.delete("/v1/jobs/nope").status_code == 404
+
+
+def test_api_keys_guard_writes(make_client: MakeClient) -> None:
+    client = make_client(api_keys=["s3cret"])
+    body = {"documents": [{"text": "Tea."}], "wait": True}
+    assert_refused(client.post("/v1/collections/default/documents", json=body), 401, "API key")
+    wrong = {"Authorization": "Bearer nope"}
+    assert client.post("/v1/collections", json={"name": "x"}, headers=wrong).status_code == 401
+    good = {"Authorization": "Bearer s3cret"}
+    assert (
+        client.post("/v1/collections/default/documents", json=body, headers=good).status_code == 200
+    )
+    assert client.get("/v1/search", params={"q": "tea"}).status_code == 200
+    closed = make_client(api_keys=["s3cret"], open_reads=False)
+    assert closed.get("/v1/search", params={"q": "tea"}).status_code == 401
+    assert closed.get("/v1/search", params={"q": "tea"}, headers=good).status_code == 200
+    assert closed.get("/health").status_code == 200
