@@ -7,9 +7,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from search.errors import XlsearchError
+from search.schemas import describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", _describe(exc))
+
+    @app.exception_handler(ValidationError)
+    async def invalid_values(_request: Request, exc: ValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", describe_validation_error(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
