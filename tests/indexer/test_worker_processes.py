@@ -1,0 +1,119 @@
+"""Workers as real processes: SIGKILL midway and a takeover, and a server seeing another
+process's commits within two seconds."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from search.api import create_app
+from search.embedders import Embedder
+from search.engine import Engine
+from search.index_manager import IndexManager
+from search.settings import Settings
+from search.store.jobs import JobInfo, JobStore
+from search.store.tables import Chunk, ChunkTombstone
+from tests.processes import xlsearch_process
+
+TOPICS = ["tea", "coffee", "honey bees", "volcanoes", "the Moon", "glaciers", "trains"]
+
+
+def write_corpus(path: Path, count: int) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(count):
+            text = f"Note {i}: a few words about {TOPICS[i % len(TOPICS)]} and item number {i}."
+            handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Seconds from now until the start of the first check that held (so a slow check,
+    such as a search on a busy machine, does not count against the condition)."""
+    started = time.monotonic()
+    while True:
+        checked_at = time.monotonic()
+        if condition():
+            return checked_at - started
+        if checked_at - started > timeout_s:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_is_taken_over_without_loss_or_duplicates(
+    tmp_path: Path, bundled_embedder: Embedder
+) -> None:
+    data_dir = tmp_path / "data"
+    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
+    collection = engine.store.get_collection("default")
+    source = tmp_path / "docs.jsonl"
+    write_corpus(source, 80)
+    jobs = JobStore(engine.store)
+    job_id = jobs.submit(collection.id, {"path": str(source)}, 0)
+    env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "4", "XLSEARCH_JOB_STALE_AFTER_S": "2"}
+
+    first = xlsearch_process(data_dir, "worker", **env)
+    wait_until(lambda: jobs.get(job_id).processed >= 12, 180, "the first worker to start")
+    first.kill()
+    first.wait()
+    midway: JobInfo = jobs.get(job_id)
+    assert midway.status == "running" and 12 <= midway.cursor < 80
+
+    second = xlsearch_process(data_dir, "worker", **env)
+    try:
+        wait_until(lambda: jobs.get(job_id).status == "succeeded", 180, "the takeover")
+    finally:
+        second.terminate()
+        second.wait()
+    done = jobs.get(job_id)
+    assert (done.total, done.processed, done.failed, done.cursor) == (80, 80, 0, 80)
+
+    assert engine.store.count_documents(collection.id) == 80
+    with engine.store.session() as session:
+        chunk_ids = set(session.scalars(select(Chunk.id)))
+        assert len(chunk_ids) == 80  # one chunk each: nothing stored twice
+        assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0  # nor replaced
+    index = IndexManager(engine.store, tmp_path / "fresh-indexes", 50_000).get(collection)
+    _, found = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 200)
+    assert set(found[0][found[0] >= 0].tolist()) == chunk_ids
+    engine.close()
+
+
+def test_a_server_sees_another_process_commit_within_two_seconds(
+    tmp_path: Path, bundled_embedder: Embedder
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir)
+    with TestClient(create_app(settings, bundled_embedder, worker=False)) as client:
+        worker = xlsearch_process(data_dir, "worker")
+        try:
+            accepted = client.post(
+                "/v1/collections/default/documents",
+                json={"documents": [{"id": "bees", "text": "Honey bees make honey."}]},
+            )
+            job_id = accepted.json()["job_id"]
+            wait_until(
+                lambda: client.get(f"/v1/jobs/{job_id}").json()["processed"] == 1, 120, "commit"
+            )
+
+            def found() -> bool:
+                results = client.get("/v1/search", params={"q": "Bienen"}).json()["results"]
+                return [r["id"] for r in results] == ["bees"]
+
+            assert wait_until(found, 2.0, "the document to become searchable") < 2.0
+        finally:
+            worker.terminate()
+            worker.wait()
+        other = Engine.open(settings, bundled_embedder)  # another writer deletes it
+        other.store.delete_document(other.store.get_collection("default").id, "bees")
+        gone = wait_until(
+            lambda: client.get("/v1/search", params={"q": "Bienen"}).json()["results"] == [],
+            2.0,
+            "the deletion to show",
+        )
+        assert gone < 2.0
+        other.close()
