@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from search.engine import Engine
@@ -22,12 +22,21 @@ class _StateCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         jobs = GaugeMetricFamily("xlsearch_jobs", "Jobs by status.", labels=["status"])
         store = JobStore(self._engine.store)
         for status in ("queued", "running"):
             jobs.add_metric([status], store.count(status))
         yield jobs
+        processed, failed = store.items_handled()
+        items = CounterMetricFamily(
+            "xlsearch_job_items",
+            "Job items handled by every worker on this database (rate() gives items/s).",
+            labels=["outcome"],
+        )
+        items.add_metric(["processed"], processed)
+        items.add_metric(["failed"], failed)
+        yield items
         vectors = GaugeMetricFamily(
             "xlsearch_index_vectors", "Vectors in this process's index.", labels=["collection"]
         )

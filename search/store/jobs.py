@@ -122,6 +122,17 @@ class JobStore:
         with self._store.session() as session:
             return int(session.scalar(select(func.count()).where(Job.status == status)) or 0)
 
+    def items_handled(self) -> tuple[int, int]:
+        """Items processed and failed over all jobs (for the items/s metric)."""
+        with self._store.session() as session:
+            processed, failed = session.execute(
+                select(
+                    func.coalesce(func.sum(Job.processed), 0),
+                    func.coalesce(func.sum(Job.failed), 0),
+                )
+            ).one()
+            return int(processed), int(failed)
+
     def cancel(self, job_id: str) -> JobInfo:
         """A queued job is cancelled at once; a running one when its worker next looks."""
         now = utcnow()

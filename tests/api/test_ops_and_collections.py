@@ -23,6 +23,8 @@ def test_metrics_report_requests_embeddings_and_vectors(client: TestClient) -> N
     assert 'xlsearch_embedding_tokens_total{kind="document"}' in text
     assert 'xlsearch_index_vectors{collection="default"} 1.0' in text
     assert 'xlsearch_jobs{status="queued"} 0.0' in text
+    assert 'xlsearch_job_items_total{outcome="processed"} 0.0' in text
+    assert "xlsearch_index_catch_up_age_seconds" in text
 
 
 def test_collections_lifecycle(client: TestClient) -> None:
