@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -185,3 +186,22 @@ def machine_description() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+
+
+def code_version() -> str:
+    """The repository's commit and the package files changed since it, for the header."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
+                                  text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown commit"
+    status = git("status", "--porcelain", "--", "search", "indexer")
+    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    if changed:
+        return f"commit {commit}, uncommitted changes in {', '.join(changed)}"
+    return f"commit {commit}"

