@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import add_now
+from tests.api.conftest import MakeClient, add_now
 
 
 def test_health_ready_and_models(client: TestClient) -> None:
@@ -63,3 +66,26 @@ def test_bad_collections_are_refused(client: TestClient) -> None:
         assert response.json()["error"]["message"]
     assert client.delete("/v1/collections/default").status_code == 422
     assert client.delete("/v1/collections/nope").status_code == 404
+
+
+def test_shutdown_writes_a_snapshot_that_a_restart_loads(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "restart"
+    client = make_client(data_dir=data_dir)
+    add_now(client, {"id": "a", "text": "Tea."}, {"id": "b", "text": "Coffee."})
+    client.__exit__(None, None, None)  # shutdown: final snapshots
+    [manifest_path] = (data_dir / "indexes").glob("*/manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["count"] == 2 and manifest["chunk_watermark"] == 2
+    restarted = make_client(data_dir=data_dir)
+    assert restarted.get("/v1/collections/default").json()["index"]["count"] == 2
+
+
+def test_cors_is_off_unless_origins_are_listed(make_client: MakeClient) -> None:
+    preflight = {"Origin": "https://search.example", "Access-Control-Request-Method": "POST"}
+    closed = make_client().options("/v1/collections/default/search", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    opened = make_client(cors_origins=["https://search.example"])
+    answer = opened.options("/v1/collections/default/search", headers=preflight)
+    assert answer.headers["access-control-allow-origin"] == "https://search.example"
