@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.schemas import DocumentIn
-from search.store.jobs import JobInfo, JobStatus
+from search.store.jobs import JobStatus
 from search.store.repository import CollectionInfo
 
 
@@ -94,6 +94,10 @@ class JobPathIn(Strict):
 
 
 class JobOut(BaseModel):
+    """A job as the API shows it (built from `JobInfo`'s attributes)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     collection: str
     status: JobStatus
@@ -105,22 +109,6 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @classmethod
-    def build(cls, job: JobInfo) -> JobOut:
-        return cls(
-            id=job.id,
-            collection=job.collection,
-            status=job.status,
-            total=job.total,
-            processed=job.processed,
-            failed=job.failed,
-            errors=job.errors,
-            cancel_requested=job.cancel_requested,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-        )
 
 
 class JobList(BaseModel):

@@ -79,7 +79,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobList:
     """Newest first."""
-    return JobList(jobs=[JobOut.build(job) for job in jobs.recent(status, limit)])
+    return JobList(jobs=[JobOut.model_validate(job) for job in jobs.recent(status, limit)])
 
 
 @router.get(
@@ -89,7 +89,7 @@ def list_jobs(
     responses=error_responses(404),
 )
 def get_job(job_id: str, jobs: JobsDep) -> JobOut:
-    return JobOut.build(jobs.get(job_id))
+    return JobOut.model_validate(jobs.get(job_id))
 
 
 @router.delete(
@@ -100,5 +100,5 @@ def get_job(job_id: str, jobs: JobsDep) -> JobOut:
 )
 def cancel_job(job_id: str, jobs: JobsDep) -> JSONResponse:
     """Cancel: a queued job at once, a running one after its current batch."""
-    job = JobOut.build(jobs.cancel(job_id))
+    job = JobOut.model_validate(jobs.cancel(job_id))
     return JSONResponse(job.model_dump(mode="json"), status_code=202)
