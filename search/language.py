@@ -29,10 +29,64 @@ def _detector_factory() -> DetectorFactory:
         return _factory
 
 
+# Scripts that name their language outright. langdetect's character n-grams get confused
+# when such text is mixed with Latin names (Chinese with "(Robert Guiscard)" becomes "no").
+SCRIPT_RANGES = (
+    ("han", 0x3400, 0x9FFF),
+    ("han", 0xF900, 0xFAFF),
+    ("kana", 0x3040, 0x30FF),
+    ("hangul", 0x1100, 0x11FF),
+    ("hangul", 0x3130, 0x318F),
+    ("hangul", 0xAC00, 0xD7AF),
+    ("th", 0x0E00, 0x0E7F),
+    ("el", 0x0370, 0x03FF),
+)
+SCRIPT_SAMPLE = 2000
+SCRIPT_SHARE = 0.15
+
+
+def _script(ch: str) -> str | None:
+    code = ord(ch)
+    for name, low, high in SCRIPT_RANGES:
+        if low <= code <= high:
+            return name
+    return None
+
+
+def language_from_script(text: str) -> str | None:
+    """The language a distinctive script gives away, when it makes up a good share of the
+    letters: Thai, Greek, Korean (Hangul), Japanese (any kana) or else Chinese (Han)."""
+    counts: dict[str, int] = {}
+    letters = 0
+    for ch in text[:SCRIPT_SAMPLE]:
+        if ch.isalpha():
+            letters += 1
+            name = _script(ch)
+            if name:
+                counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    han, kana, hangul = counts.get("han", 0), counts.get("kana", 0), counts.get("hangul", 0)
+    script, count = max(
+        [("th", counts.get("th", 0)), ("el", counts.get("el", 0)), ("cjk", han + kana + hangul)],
+        key=lambda pair: pair[1],
+    )
+    if count < SCRIPT_SHARE * letters:
+        return None
+    if script != "cjk":
+        return script
+    if hangul >= han + kana:
+        return "ko"
+    return "ja" if kana else "zh"
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's main language, or `und` if it is too short or has none."""
     if sum(ch.isalpha() for ch in text[:200]) < MIN_LETTERS:
         return UNDETERMINED
+    by_script = language_from_script(text)
+    if by_script:
+        return by_script
     detector = _detector_factory().create()
     detector.append(text)
     try:

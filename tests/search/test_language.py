@@ -24,6 +24,20 @@ def test_detects_the_main_language(text: str, expected: str) -> None:
     assert detect_language(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("诺曼人罗伯特·吉斯卡尔 (Robert Guiscard) 在 1059 年成为阿普利亚 (Apulia) 公爵。", "zh"),
+        ("ロベール・ギスカール (Robert Guiscard) はノルマン人の騎士です。", "ja"),
+        ("서울 (Seoul) 은 한국의 수도입니다.", "ko"),
+        ("Η Αθήνα (Athens) είναι η πρωτεύουσα της Ελλάδας.", "el"),
+        ("กรุงเทพ (Bangkok) เป็นเมืองหลวง", "th"),
+    ],
+)
+def test_distinctive_scripts_win_over_latin_names(text: str, expected: str) -> None:
+    assert detect_language(text) == expected
+
+
 @pytest.mark.parametrize("text", ["", "   ", "42", "3.14 + 2", "!!!", "x", "🙂🙂"])
 def test_no_language_is_und(text: str) -> None:
     assert detect_language(text) == "und"
