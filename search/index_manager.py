@@ -75,6 +75,22 @@ class IndexManager:
             self.catch_up(current)
         return current
 
+    def named(self, name: str) -> CollectionIndex:
+        """The index of the collection called `name`, as `get` gives it.
+
+        A loaded index answers without asking the database for the collection (searches run
+        this every time): collections never change once created, and a deleted one is dropped
+        here by whoever notices first (the API's delete, the keeper's next round).
+        Raises CollectionNotFound for a name the database does not know.
+        """
+        with self._lock:
+            current = next((c for c in self._indexes.values() if c.collection.name == name), None)
+        if current is None:
+            return self.get(self._store.get_collection(name))
+        if self.catch_up_on_get:
+            self.catch_up(current)
+        return current
+
     def loaded(self) -> list[CollectionIndex]:
         """The indexes this process holds now."""
         with self._lock:

