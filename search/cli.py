@@ -17,6 +17,8 @@ from search.engine import Engine
 from search.errors import InvalidInput, XlsearchError
 from search.schemas import SearchRequest, describe_validation_error
 from search.settings import Settings
+from search.store import Store, connect, upgrade
+from search.store.jobs import JobStatus, JobStore
 
 app = typer.Typer(
     help="Cross-lingual semantic search: ingest documents in any language, ask in any other.",
@@ -61,6 +63,13 @@ def _settings() -> Settings:
 
 def _open_engine() -> Engine:
     return Engine.open(_settings())
+
+
+def _open_store() -> Store:
+    """The database alone, migrated, for commands that need no model."""
+    database = connect(_settings().resolved_database_url)
+    upgrade(database)
+    return Store(database)
 
 
 @app.command()
@@ -153,19 +162,45 @@ def search(
 @app.command()
 def collections() -> None:
     """List collections with their model, dimension, chunking and size."""
-    engine = _open_engine()
+    store = _open_store()
     table = Table()
     for column in ("name", "model", "dim", "chunk tokens", "overlap", "documents", "chunks"):
         table.add_column(column)
-    for info, documents, chunks in engine.store.list_collections():
+    for stats in store.list_collections():
+        info = stats.info
         table.add_row(
             info.name,
             info.model,
             str(info.dimension),
             str(info.chunk_tokens),
             str(info.chunk_overlap),
-            str(documents),
-            str(chunks),
+            str(stats.documents),
+            str(stats.chunks),
+        )
+    out.print(table)
+
+
+@app.command()
+def jobs(
+    status: Annotated[
+        JobStatus | None, typer.Option(help="Only jobs in this state.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+) -> None:
+    """List ingestion jobs with their state and progress."""
+    table = Table()
+    for column in ("id", "collection", "status", "done", "failed", "created", "finished"):
+        table.add_column(column)
+    for job in JobStore(_open_store()).recent(status, limit):
+        done = f"{job.processed + job.failed}/{job.total}" if job.total else str(job.processed)
+        table.add_row(
+            job.id,
+            job.collection,
+            job.status,
+            done,
+            str(job.failed),
+            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{job.finished_at:%Y-%m-%d %H:%M:%S}" if job.finished_at else "",
         )
     out.print(table)
 

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from search.collections import check_model
 from search.embedders import Embedder
+from search.errors import XlsearchError
 from search.index_manager import IndexManager
 from search.language import QUERY_TRIALS, detect_language
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
 from search.store.repository import ChunkHit, Store
+
+log = logging.getLogger(__name__)
 
 
 def _matches(hit: ChunkHit, languages: set[str] | None, filters: dict[str, Any] | None) -> bool:
     if languages and hit.lang not in languages:
         return False
     return not filters or all(hit.metadata.get(key) == value for key, value in filters.items())
+
+
+class Stopwatch:
+    """Milliseconds spent per named stage of one search (for the `Server-Timing` header)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stages_ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = (time.perf_counter() - began) * 1000
+            self.stages_ms[name] = self.stages_ms.get(name, 0.0) + spent
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
 
 
 class SearchService:
@@ -30,28 +56,45 @@ class SearchService:
         self._indexes = indexes
         self._overfetch = overfetch
 
+    def warm_up(self) -> None:
+        """Load what the first search would otherwise wait for (language profiles take ~1 s)."""
+        detect_language("warm up the language profiles", QUERY_TRIALS)
+        try:
+            self._embedder.embed_queries(["warm up the model"])
+        except XlsearchError as exc:  # a remote embedding server may come up later
+            log.warning("could not warm up the embedder: %s", exc)
+
     def search(self, collection_name: str, request: SearchRequest) -> SearchResponse:
-        """One result per document, best first; the document's best chunk is its snippet.
+        """One result per document, best first; the document's best chunk is its snippet."""
+        return self.search_timed(collection_name, request)[0]
+
+    def search_timed(
+        self, collection_name: str, request: SearchRequest
+    ) -> tuple[SearchResponse, Stopwatch]:
+        """`search`, with the time each stage took (embed, index, fetch, language).
 
         Chunks are over-fetched because several may belong to one document and filters drop
         some; the fetch grows until `k` documents are found or the index is exhausted.
         """
-        started = time.perf_counter()
+        watch = Stopwatch()
         index = self._indexes.named(collection_name)
         collection = index.collection
         check_model(collection, self._embedder)
-        query_vector = self._embedder.embed_queries(
-            [request.query],
-            instruction=request.instruction or collection.query_instruction,
-            dimension=collection.dimension,
-        )
+        with watch.stage("embed"):
+            query_vector = self._embedder.embed_queries(
+                [request.query],
+                instruction=request.instruction or collection.query_instruction,
+                dimension=collection.dimension,
+            )
         languages = set(request.languages) if request.languages else None
         fetch = request.k * self._overfetch * (4 if languages or request.filter else 1)
         results: dict[str, SearchResult] = {}
         while True:
-            scores, ids = index.search(query_vector, fetch, request.nprobe)
+            with watch.stage("index"):
+                scores, ids = index.search(query_vector, fetch, request.nprobe)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-            hits = self._store.chunk_hits([i for i, _ in pairs])
+            with watch.stage("fetch"):
+                hits = self._store.chunk_hits([i for i, _ in pairs])
             results.clear()
             for chunk_id, score in pairs:
                 hit = hits.get(chunk_id)
@@ -75,8 +118,11 @@ class SearchService:
             if len(results) == request.k or fetch >= index.index.count:
                 break
             fetch *= 4
-        return SearchResponse(
-            query_language=detect_language(request.query, QUERY_TRIALS),
-            took_ms=round((time.perf_counter() - started) * 1000, 2),
+        with watch.stage("language"):
+            query_language = detect_language(request.query, QUERY_TRIALS)
+        response = SearchResponse(
+            query_language=query_language,
+            took_ms=round(watch.total_ms(), 2),
             results=list(results.values()),
         )
+        return response, watch

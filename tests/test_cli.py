@@ -90,6 +90,24 @@ def test_collections_lists_counts(
     assert " 38 " in result.stdout
 
 
+def test_jobs_lists_queued_jobs(data_dir: Path, xlsearch: Run) -> None:
+    from search.settings import Settings
+    from search.store import Store, connect, upgrade
+    from search.store.jobs import JobStore
+
+    database = connect(Settings(data_dir=data_dir).resolved_database_url)
+    upgrade(database)
+    store = Store(database)
+    job_id = JobStore(store).submit(store.get_collection("default").id, {"path": "/x"}, 12)
+    database.dispose()
+    listed = xlsearch("jobs", "--status", "queued")
+    assert listed.returncode == 0, listed.stderr
+    assert job_id in listed.stdout and "0/12" in listed.stdout
+    assert job_id not in xlsearch("jobs", "--status", "running").stdout
+    wrong = xlsearch("jobs", "--status", "sleeping")
+    assert wrong.returncode == 2 and "sleeping" in wrong.stderr
+
+
 def test_db_upgrade_and_index_upkeep(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from search.schemas import DocumentIn
 from search.store.jobs import JobStatus
-from search.store.repository import CollectionInfo
+from search.store.repository import CollectionStats
 
 
 class Strict(BaseModel):
@@ -47,11 +47,11 @@ class CollectionOut(BaseModel):
     index: dict[str, Any]
     documents: int
     chunks: int
+    languages: dict[str, int] = Field(description="Documents per detected or given language.")
 
     @classmethod
-    def build(
-        cls, info: CollectionInfo, documents: int, chunks: int, index: dict[str, Any]
-    ) -> CollectionOut:
+    def build(cls, stats: CollectionStats, index: dict[str, Any]) -> CollectionOut:
+        info = stats.info
         return cls(
             name=info.name,
             model=info.model,
@@ -61,8 +61,9 @@ class CollectionOut(BaseModel):
             document_instruction=info.document_instruction,
             query_instruction=info.query_instruction,
             index=index,
-            documents=documents,
-            chunks=chunks,
+            documents=stats.documents,
+            chunks=stats.chunks,
+            languages=stats.languages,
         )
 
 

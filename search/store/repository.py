@@ -32,6 +32,16 @@ class CollectionInfo:
 
 
 @dataclass(frozen=True)
+class CollectionStats:
+    """A collection with what it holds: documents (in all and per language) and chunks."""
+
+    info: CollectionInfo
+    documents: int
+    chunks: int
+    languages: dict[str, int]
+
+
+@dataclass(frozen=True)
 class DocumentRecord:
     external_id: str
     text: str
@@ -144,26 +154,30 @@ class Store:
                 _info(row) for row in session.scalars(select(Collection).order_by(Collection.id))
             ]
 
-    def list_collections(self) -> list[tuple[CollectionInfo, int, int]]:
-        """Every collection with its document and chunk counts, by name."""
+    def list_collections(self) -> list[CollectionStats]:
+        """Every collection with its document, language and chunk counts, by name."""
         with self.session() as session:
-            docs = (
-                select(Document.collection_id, func.count().label("n"))
-                .group_by(Document.collection_id)
-                .subquery()
+            languages: dict[int, dict[str, int]] = {}
+            for collection_id, lang, n in session.execute(
+                select(Document.collection_id, Document.lang, func.count()).group_by(
+                    Document.collection_id, Document.lang
+                )
+            ):
+                languages.setdefault(collection_id, {})[lang] = int(n)
+            chunks = dict(
+                session.execute(
+                    select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+                ).all()
             )
-            chunks = (
-                select(Chunk.collection_id, func.count().label("n"))
-                .group_by(Chunk.collection_id)
-                .subquery()
-            )
-            rows = session.execute(
-                select(Collection, func.coalesce(docs.c.n, 0), func.coalesce(chunks.c.n, 0))
-                .outerjoin(docs, docs.c.collection_id == Collection.id)
-                .outerjoin(chunks, chunks.c.collection_id == Collection.id)
-                .order_by(Collection.name)
-            ).all()
-            return [(_info(row), int(n_docs), int(n_chunks)) for row, n_docs, n_chunks in rows]
+            return [
+                CollectionStats(
+                    info=_info(row),
+                    documents=sum(languages.get(row.id, {}).values()),
+                    chunks=int(chunks.get(row.id, 0)),
+                    languages=dict(sorted(languages.get(row.id, {}).items())),
+                )
+                for row in session.scalars(select(Collection).order_by(Collection.name))
+            ]
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection with all its documents, chunks and jobs."""

@@ -26,10 +26,16 @@ def test_wait_makes_documents_searchable_at_once(client: TestClient) -> None:
         ("eiffel", "created", 1),
         ("fuji", "created", 1),
     ]
-    body = client.post(
+    collection = client.get("/v1/collections/default").json()
+    assert collection["languages"] == {"de": 1, "en": 1}  # Fuji's language was detected
+    response = client.post(
         "/v1/collections/default/search", json={"query": "Wie hoch ist der Eiffelturm?", "k": 1}
-    ).json()
+    )
+    body = response.json()
     assert body["query_language"] == "de" and body["took_ms"] > 0
+    timing = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert set(timing) == {"embed", "index", "fetch", "language", "total"}
+    assert 0 < float(timing["embed"]) < float(timing["total"]) == body["took_ms"]
     [hit] = body["results"]
     assert hit["id"] == "eiffel" and hit["title"] == "<img src=x onerror=alert(1)>"
     assert hit["snippet"] == {"text": EIFFEL["text"], "start": 0, "end": len(EIFFEL["text"])}

@@ -60,9 +60,11 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
 
 def test_default_collection_always_exists(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    [(info, documents, chunks)] = engine.store.list_collections()
+    [stats] = engine.store.list_collections()
+    info = stats.info
     assert (info.name, info.model, info.dimension) == ("default", engine.embedder.name, 384)
-    assert (info.chunk_tokens, info.chunk_overlap, documents, chunks) == (512, 64, 0, 0)
+    assert (info.chunk_tokens, info.chunk_overlap, stats.documents, stats.chunks) == (512, 64, 0, 0)
+    assert stats.languages == {}
 
 
 def ingestor_for(engine: Engine, embedder: Embedder | None = None) -> Ingestor:

@@ -9,21 +9,21 @@ from search.api.models import CollectionIn, CollectionList, CollectionOut, error
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
 from search.errors import CollectionNotFound, InvalidInput
-from search.store.repository import CollectionInfo
+from search.store.repository import CollectionStats
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
-def describe(engine: EngineDep, info: CollectionInfo, documents: int, chunks: int) -> CollectionOut:
+def describe(engine: EngineDep, stats: CollectionStats) -> CollectionOut:
     loaded = {c.collection.id: c for c in engine.indexes.loaded()}
-    index = loaded[info.id].index.describe() if info.id in loaded else {}
-    return CollectionOut.build(info, documents, chunks, index)
+    index = loaded[stats.info.id].index.describe() if stats.info.id in loaded else {}
+    return CollectionOut.build(stats, index)
 
 
 @router.get("", operation_id="list_collections", dependencies=[Depends(require_read)])
 def list_collections(engine: EngineDep) -> CollectionList:
     return CollectionList(
-        collections=[describe(engine, *row) for row in engine.store.list_collections()]
+        collections=[describe(engine, stats) for stats in engine.store.list_collections()]
     )
 
 
@@ -45,7 +45,7 @@ def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
         document_instruction=body.document_instruction,
         query_instruction=body.query_instruction,
     )
-    return describe(engine, engine.store.create_collection(spec), 0, 0)
+    return describe(engine, CollectionStats(engine.store.create_collection(spec), 0, 0, {}))
 
 
 @router.get(
@@ -55,9 +55,9 @@ def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
     responses=error_responses(404),
 )
 def get_collection(name: str, engine: EngineDep) -> CollectionOut:
-    for row in engine.store.list_collections():
-        if row[0].name == name:
-            return describe(engine, *row)
+    for stats in engine.store.list_collections():
+        if stats.info.name == name:
+            return describe(engine, stats)
     raise CollectionNotFound(name)
 
 
