@@ -13,7 +13,7 @@ from search import __version__
 from search.api.errors import install_error_handlers
 from search.api.limits import BodyLimit
 from search.api.metrics import Metrics
-from search.api.routes import collections, documents, embeddings, jobs, ops
+from search.api.routes import collections, documents, embeddings, jobs, ops, web
 from search.api.routes import search as search_routes
 from search.embedders import Embedder
 from search.engine import Engine
@@ -39,6 +39,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await run_in_threadpool(Engine.open, settings, embedder)
+        await run_in_threadpool(engine.searcher.warm_up)
         engine.indexes.catch_up_on_get = False  # the keeper catches up in the background
         metrics.attach(engine)
         keeper = IndexKeeper(
@@ -73,6 +74,7 @@ def create_app(
     app.state.metrics = metrics
     for module in (ops, collections, documents, jobs, search_routes, embeddings):
         app.include_router(module.router)
+    web.install(app)
     install_error_handlers(app)
     metrics.install(app)
     if settings.cors_origins:

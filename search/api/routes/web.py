@@ -1,0 +1,46 @@
+"""The bundled search page: `GET /` and its files under `/web/` (the repository's `web/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from search.errors import XlsearchError
+
+WEB_DIR = Path(__file__).resolve().parents[3] / "web"
+# The page loads nothing but its own files and talks only to this server; with no inline
+# script allowed, text from documents could not run even if it were ever parsed as HTML.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+class PageMissing(XlsearchError):
+    code = "not_found"
+    status = 404
+
+
+@router.get("/")
+def page() -> FileResponse:
+    """The search page (its state lives in the URL: `/?q=…&lang=…&k=…&collection=…`)."""
+    index = WEB_DIR / "index.html"
+    if not index.is_file():
+        raise PageMissing(f"the web page is not installed: {index} is missing")
+    return FileResponse(index, headers=PAGE_HEADERS)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the page at `/` and its scripts and styles under `/web/`."""
+    app.include_router(router)
+    if WEB_DIR.is_dir():
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
