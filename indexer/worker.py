@@ -64,7 +64,7 @@ class Worker:
             self._process(job)
         except Exception as exc:  # noqa: BLE001 - a job's crash must not kill the worker
             log.exception("job %s failed", job.id)
-            self._jobs.finish(job.id, "failed", f"internal error: {exc}")
+            self._jobs.finish(job.id, self.name, "failed", f"internal error: {exc}")
         return True
 
     def run(self) -> None:
@@ -85,6 +85,11 @@ class Worker:
             self._thread.join(timeout_s)
 
     def _process(self, job: JobInfo) -> None:
+        stale_after_s = self._engine.settings.job_stale_after_s
+        with Heartbeat(self._jobs, job.id, self.name, interval_s=stale_after_s / 4):
+            self._ingest(job)
+
+    def _ingest(self, job: JobInfo) -> None:
         collection = self._engine.store.get_collection(job.collection)
         ingestor = Ingestor(self._engine.store, self._engine.embedder, collection)
         source = Path(job.source["path"])
@@ -96,27 +101,60 @@ class Worker:
 
         def record(summary: IngestSummary, batch: BatchReport) -> bool:
             errors = [{"item": source, "reason": reason} for source, reason in batch.errors]
-            cancel = self._jobs.advance(job.id, batch.items, len(batch.errors), errors)
+            keep_going = self._jobs.advance(
+                job.id, self.name, batch.items, len(batch.errors), errors
+            )
             if self._on_batch:
                 self._on_batch(collection)
-            return cancel or self._stop.is_set()
+            return not keep_going or self._stop.is_set()
 
         try:
             summary = ingest_stream(
                 items, ingestor, self._engine.settings.ingest_batch_documents, record
             )
         except XlsearchError as exc:
-            self._jobs.finish(job.id, "failed", str(exc))
+            self._jobs.finish(job.id, self.name, "failed", str(exc))
             return
         finished = self._jobs.get(job.id)
+        if finished.worker != self.name:
+            log.warning("job %s was taken over by another worker; leaving it to it", job.id)
+            return
         if self._stop.is_set() and not finished.cancel_requested and finished.cursor < job.total:
-            self._jobs.release(job.id)  # resumed by the next worker
+            self._jobs.release(job.id, self.name)  # resumed by the next worker
             return
         if finished.cancel_requested:
-            self._jobs.finish(job.id, "cancelled")
+            self._jobs.finish(job.id, self.name, "cancelled")
         elif summary.items and len(summary.errors) == summary.items:
-            self._jobs.finish(job.id, "failed")
+            self._jobs.finish(job.id, self.name, "failed")
         else:
-            self._jobs.finish(job.id, "succeeded")
+            self._jobs.finish(job.id, self.name, "succeeded")
         if job.source.get("owned"):
             shutil.rmtree(source, ignore_errors=True)  # an upload, no longer needed
+
+
+class Heartbeat:
+    """Beats a job's heartbeat from a background thread while its worker is busy with it, so
+    that only a dead worker's job goes stale (batches of long documents can outlast the
+    stale timeout; per-batch progress alone would let a live job be taken over)."""
+
+    def __init__(self, jobs: JobStore, job_id: str, worker: str, interval_s: float) -> None:
+        self._jobs, self._job_id, self._worker = jobs, job_id, worker
+        self._interval_s = interval_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xlsearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval_s):
+            try:
+                if not self._jobs.beat(self._job_id, self._worker):
+                    return  # taken over: the next advance() tells the worker to stop
+            except Exception:  # noqa: BLE001 - a database hiccup; the next beat retries
+                log.exception("heartbeat of job %s failed", self._job_id)

@@ -110,6 +110,7 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = Field(None, description="The worker holding the job while it runs.")
 
 
 class JobList(BaseModel):

@@ -50,6 +50,7 @@ class JobInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = None  # the worker holding it while it runs
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -74,6 +75,7 @@ def _info(job: Job, collection: str) -> JobInfo:
         created_at=cast(datetime, as_utc(job.created_at)),
         started_at=as_utc(job.started_at),
         finished_at=as_utc(job.finished_at),
+        worker=job.worker,
     )
 
 
@@ -180,27 +182,44 @@ class JobStore:
         with self._store.session() as session, session.begin():
             session.execute(update(Job).where(Job.id == job_id).values(total=total))
 
-    def advance(self, job_id: str, items: int, failed: int, errors: list[dict[str, Any]]) -> bool:
-        """Record a handled batch (moving the cursor) and beat the heartbeat.
+    def advance(
+        self, job_id: str, worker: str, items: int, failed: int, errors: list[dict[str, Any]]
+    ) -> bool:
+        """Record a batch `worker` handled (moving the cursor) and beat the heartbeat.
 
-        Returns True when cancellation was requested.
+        Returns False when the worker should stop: cancellation was requested, or the job is
+        no longer its own (taken over after its heartbeat went stale), in which case nothing
+        is recorded: the new holder redoes the batch, and committed documents are skipped.
         """
         with self._store.session() as session, session.begin():
-            job = session.get(Job, job_id)
-            if job is None:
-                return True
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.worker != worker or job.status != "running":
+                return False
             job.cursor += items
             job.processed += items - failed
             job.failed += failed
             if errors and len(job.errors) < MAX_STORED_ERRORS:
                 job.errors = [*job.errors, *errors][:MAX_STORED_ERRORS]
             job.heartbeat_at = utcnow()
-            return job.cancel_requested
+            return not job.cancel_requested
 
-    def finish(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
+    def beat(self, job_id: str, worker: str) -> bool:
+        """Refresh the heartbeat of a job `worker` holds; False if it holds it no longer."""
         with self._store.session() as session, session.begin():
-            job = session.get(Job, job_id)
-            if job is None:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(cast(CursorResult[Any], result).rowcount)
+
+    def finish(
+        self, job_id: str, worker: str, status: JobStatus, error: str | None = None
+    ) -> None:
+        """End a job `worker` holds (a job taken over meanwhile is left to its new holder)."""
+        with self._store.session() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.worker != worker:
                 return
             job.status, job.finished_at, job.worker = status, utcnow(), None
             if error:
@@ -218,11 +237,11 @@ class JobStore:
             )
             return int(cast(CursorResult[Any], result).rowcount)
 
-    def release(self, job_id: str) -> None:
+    def release(self, job_id: str, worker: str) -> None:
         """Hand an unfinished job back to the queue (its worker is shutting down)."""
         with self._store.session() as session, session.begin():
             session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "running")
+                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
                 .values(status="queued", worker=None)
             )
