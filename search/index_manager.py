@@ -31,6 +31,7 @@ class CollectionIndex:
     lock: threading.RLock = field(default_factory=threading.RLock)
     unsaved_changes: int = 0
     caught_up_at: float = field(default_factory=time.monotonic)
+    rebuilding: threading.Thread | None = None  # a background rebuild, while one runs
 
     def search(
         self, queries: np.ndarray, k: int, nprobe: int | None = None
@@ -58,6 +59,7 @@ class IndexManager:
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[int, CollectionIndex] = {}
         self._lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
 
     def folder(self, collection: CollectionInfo) -> Path:
         return self._index_dir / f"{collection.id}-{collection.name}"
@@ -99,9 +101,26 @@ class IndexManager:
     def catch_up(self, current: CollectionIndex) -> int:
         """Add chunks newer than the watermark, drop tombstoned ones; returns the changes.
 
-        Chunks are read before tombstones so that a chunk added and removed meanwhile is
-        either never added or added and then removed.
+        When the collection has outgrown its index (past the IVF threshold, or an IVF that
+        has grown about 4x since it was trained, so that it wants twice the lists), a fresh
+        index is built and trained in the background and swapped in; searches keep using
+        the current one meanwhile.
         """
+        changes = self._apply_log(current)
+        if self._outgrown(current):
+            self._start_rebuild(current)
+        return changes
+
+    def wait_for_rebuilds(self, timeout_s: float = 600.0) -> None:
+        """Block until background rebuilds started so far have swapped in (for tests, CLI)."""
+        for current in self.loaded():
+            thread = current.rebuilding
+            if thread is not None:
+                thread.join(timeout_s)
+
+    def _apply_log(self, current: CollectionIndex) -> int:
+        """Chunks are read before tombstones so that a chunk added and removed meanwhile is
+        either never added or added and then removed."""
         collection = current.collection
         with current.lock:
             changes = 0
@@ -117,16 +136,51 @@ class IndexManager:
             changes += len(removed)
             current.unsaved_changes += changes
             current.caught_up_at = time.monotonic()
-            wanted = plan_index(current.index.count, self._ivf_min_vectors)
-            if wanted.kind != current.index.plan.kind:
-                log.info(
-                    "collection %s grew to %d vectors: rebuilding as %s",
-                    collection.name,
-                    current.index.count,
-                    wanted.kind,
-                )
-                self._replace(current, self._build(collection))
         return changes
+
+    def _outgrown(self, current: CollectionIndex) -> bool:
+        plan = current.index.plan
+        wanted = plan_index(current.index.count, self._ivf_min_vectors)
+        if wanted.kind != plan.kind:
+            return True
+        return wanted.kind == "ivf" and wanted.nlist >= 2 * plan.nlist
+
+    def _start_rebuild(self, current: CollectionIndex) -> None:
+        with self._rebuild_lock:
+            if current.rebuilding is not None and current.rebuilding.is_alive():
+                return
+            current.rebuilding = threading.Thread(
+                target=self._rebuild_and_swap,
+                args=(current,),
+                name=f"xlsearch-rebuild-{current.collection.name}",
+                daemon=True,
+            )
+            current.rebuilding.start()
+
+    def _rebuild_and_swap(self, current: CollectionIndex) -> None:
+        collection = current.collection
+        try:
+            log.info(
+                "collection %s outgrew its %s index at %d vectors: rebuilding in the background",
+                collection.name,
+                current.index.plan.kind,
+                current.index.count,
+            )
+            fresh = self._build(collection)  # no lock held: searches go on meanwhile
+            self._apply_log(fresh)  # what was committed while it trained
+            with current.lock:  # the last few, with catch-ups of `current` waiting
+                self._apply_log(fresh)
+                self._replace(current, fresh)
+                current.unsaved_changes += 1  # the keeper snapshots the new index
+            log.info(
+                "collection %s: swapped in a %s index (nlist %d) with %d vectors",
+                collection.name,
+                fresh.index.plan.kind,
+                fresh.index.plan.nlist,
+                fresh.index.count,
+            )
+        except Exception:  # noqa: BLE001 - keep serving the old index; a later catch-up retries
+            log.exception("background rebuild of collection %s failed", collection.name)
 
     def rebuild(self, collection: CollectionInfo) -> CollectionIndex:
         """Build the index afresh from stored vectors (retraining IVF) and snapshot it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,11 +125,55 @@ def test_growing_past_the_threshold_switches_to_ivf_and_rebuild_is_stable(
     assert manager.get(collection).index.plan.kind == "flat"
     put(store, cid, "big", vectors[100:])
     current = manager.get(collection)
+    manager.wait_for_rebuilds()  # the switch is built in the background, then swapped in
     assert current.index.plan.kind == "ivf" and current.index.count == 3000
     before = current.search(vectors[:5], 5, nprobe=current.index.plan.nlist)
     rebuilt = manager.rebuild(collection)
     after = rebuilt.search(vectors[:5], 5, nprobe=rebuilt.index.plan.nlist)
     np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_an_ivf_grown_four_times_is_retrained_while_searches_go_on(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    store, cid = small_collection(make_engine())
+    collection = store.get_collection("vectors")
+    vectors = clustered(12_000, seed=3)
+    manager = IndexManager(store, tmp_path / "idx", 2000)
+    put(store, cid, "first", vectors[:3000])
+    current = manager.get(collection)
+    trained = current.index.plan
+    assert trained.kind == "ivf"
+
+    answered: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_all_the_time() -> None:
+        while not stop.is_set():
+            try:
+                _, ids = current.search(vectors[:8], 10)
+                assert (ids >= 0).all()
+                answered.append(len(ids))
+            except BaseException as error:  # noqa: BLE001 - reported below
+                failures.append(error)
+                return
+
+    searcher = threading.Thread(target=search_all_the_time)
+    searcher.start()
+    put(store, cid, "more", vectors[3000:])
+    manager.catch_up(current)  # 4x the vectors it was trained on: a retrain starts
+    assert current.rebuilding is not None
+    during = len(answered)
+    manager.wait_for_rebuilds()
+    stop.set()
+    searcher.join()
+    assert not failures, failures
+    assert len(answered) > during  # searches went on while the new index trained
+    assert current.index.plan.kind == "ivf" and current.index.plan.nlist >= 2 * trained.nlist
+    assert current.index.count == 12_000
+    _, nearest = current.search(vectors[5000:5005], 1, nprobe=current.index.plan.nlist)
+    assert nearest[:, 0].tolist() == list(range(5001, 5006))  # each vector finds itself
 
 
 def test_a_torn_snapshot_write_keeps_the_previous_one(
