@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
+from search.store.repository import LOG_LOCK_SPACE
 from search.store.tables import Base
 
 engine = context.config.attributes["engine"]
@@ -16,4 +18,8 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # processes starting together (workers, replicas) migrate one at a time
+            # (key 0 of the store's lock space: collection ids, the other keys, start at 1)
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({LOG_LOCK_SPACE}, 0)"))
         context.run_migrations()

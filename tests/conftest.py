@@ -1,9 +1,10 @@
 """Fixtures that build real parts offline: the bundled model (loaded once), engines on temp
-SQLite files, and the sample corpus."""
+SQLite files or on a real PostgreSQL server started for the session, and the sample corpus."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from search.embedders.bundled import BundledEmbedder
 from search.engine import Engine
 from search.schemas import DocumentIn
 from search.settings import Settings
+from tests.postgres import PostgresServer, postgres_server
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample.jsonl"
@@ -26,14 +28,64 @@ def bundled_embedder() -> Embedder:
     return BundledEmbedder()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session. Without its binaries the tests that need it
+    skip, except where XLSEARCH_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except FileNotFoundError as missing:
+        message = f"{missing}: run `apt-get install -y postgresql`"
+        if os.environ.get("XLSEARCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class Databases:
+    """Where a test's engines keep their data: SQLite inside each data folder, or one fresh
+    PostgreSQL database per data folder (so reopening a folder reopens its database)."""
+
+    def __init__(self, server: PostgresServer | None = None) -> None:
+        self._server = server
+        self._urls: dict[Path, str] = {}
+
+    def settings(self, overrides: dict[str, Any]) -> Settings:
+        """Settings for `overrides` (which must name a data_dir) on this backend."""
+        if self._server is not None and "database_url" not in overrides:
+            data_dir = Path(overrides["data_dir"])
+            if data_dir not in self._urls:
+                self._urls[data_dir] = self._server.create_database()
+            overrides = {**overrides, "database_url": self._urls[data_dir]}
+        return Settings(**overrides)
+
+
+def both_databases(request: pytest.FixtureRequest) -> Databases:
+    """For a `databases` fixture parametrized with "sqlite" and "postgresql"."""
+    if request.param == "postgresql":
+        return Databases(request.getfixturevalue("postgres"))
+    return Databases()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
 @pytest.fixture
-def make_engine(tmp_path: Path, bundled_embedder: Embedder) -> Iterator[Callable[..., Engine]]:
-    """Factory for engines on fresh SQLite files; keyword arguments override settings."""
+def databases() -> Databases:
+    """SQLite by default; store and API tests override this with `both_databases`."""
+    return Databases()
+
+
+@pytest.fixture
+def make_engine(
+    tmp_path: Path, bundled_embedder: Embedder, databases: Databases
+) -> Iterator[Callable[..., Engine]]:
+    """Factory for engines on fresh databases; keyword arguments override settings."""
     opened: list[Engine] = []
 
     def factory(embedder: Embedder | None = None, **overrides: Any) -> Engine:
         overrides.setdefault("data_dir", tmp_path / f"data{len(opened)}")
-        engine = Engine.open(Settings(**overrides), embedder or bundled_embedder)
+        engine = Engine.open(databases.settings(overrides), embedder or bundled_embedder)
         opened.append(engine)
         return engine
 

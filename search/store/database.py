@@ -12,10 +12,14 @@ import migrations
 
 
 def connect(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL, foreign keys and a generous busy timeout."""
+    """An engine for `url`; SQLite files get WAL, foreign keys and a generous busy timeout.
+
+    Other databases (PostgreSQL through psycopg 3: `postgresql+psycopg://…`) get a connection
+    pool whose connections are checked before use, so a restarted server is not an error.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -14,6 +14,7 @@ from search.errors import CollectionExists, CollectionNotFound
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
 SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
+LOG_LOCK_SPACE = 0x786C  # "xl": first key of the per-collection advisory lock on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ class Store:
         tombstones for the indexes). Returns True when a document was replaced.
         """
         with self.session() as session, session.begin():
+            self._lock_log(session, collection_id)
             row = session.scalar(self._document_query(collection_id, record.external_id))
             replaced = row is not None
             if row is None:
@@ -240,6 +242,7 @@ class Store:
     def delete_document(self, collection_id: int, external_id: str) -> bool:
         """Remove a document and its chunks; returns False if there was none."""
         with self.session() as session, session.begin():
+            self._lock_log(session, collection_id)
             row = session.scalar(self._document_query(collection_id, external_id))
             if row is None:
                 return False
@@ -264,6 +267,20 @@ class Store:
         row.url = record.url
         row.lang = record.lang
         row.meta = record.metadata
+
+    @staticmethod
+    def _lock_log(session: Session, collection_id: int) -> None:
+        """Serialise a collection's chunk and tombstone writes until this transaction ends.
+
+        Indexes catch up by "ids above my watermark", which holds only if ids become visible
+        in id order. SQLite has one writer at a time; on PostgreSQL two workers could commit
+        out of order (ids 13-15 before 10-12) and a replica reading in between would skip
+        10-12 for good. A transaction-scoped advisory lock per collection, taken before any
+        id is drawn, makes commit order follow id order. Transactions are short (embedding
+        happens before), so workers still embed in parallel.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_SPACE, collection_id)))
 
     @staticmethod
     def _bury_chunks(session: Session, collection_id: int, document_id: int) -> None:

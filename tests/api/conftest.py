@@ -1,4 +1,5 @@
-"""API fixtures: a real app (FastAPI TestClient) on a temp SQLite file and the bundled model."""
+"""API fixtures: a real app (FastAPI TestClient) on the bundled model, each test once on a
+temp SQLite file and once on a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -12,22 +13,33 @@ from fastapi.testclient import TestClient
 
 from search.api import create_app
 from search.embedders import Embedder
-from search.settings import Settings
+from tests.conftest import BACKENDS, Databases, both_databases
 
 MakeClient = Callable[..., TestClient]
 
 
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest) -> Databases:
+    return both_databases(request)
+
+
 @pytest.fixture
-def make_client(tmp_path: Path, bundled_embedder: Embedder) -> Iterator[MakeClient]:
+def make_client(
+    tmp_path: Path, bundled_embedder: Embedder, databases: Databases
+) -> Iterator[MakeClient]:
     """Factory for started apps; keyword arguments override settings, `worker=False` too."""
     stack: list[TestClient] = []
 
     def factory(worker: bool = True, **overrides: Any) -> TestClient:
         overrides.setdefault("data_dir", tmp_path / f"api{len(stack)}")
-        app = create_app(Settings(**overrides), bundled_embedder, worker=worker)
+        app = create_app(databases.settings(overrides), bundled_embedder, worker=worker)
         client = TestClient(app)
         client.__enter__()
         stack.append(client)
+        deadline = time.monotonic() + 30  # the first catch-up runs in the background
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the app did not become ready"
+            time.sleep(0.02)
         return client
 
     yield factory

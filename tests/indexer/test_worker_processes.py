@@ -24,9 +24,10 @@ from tests.processes import xlsearch_process
 TOPICS = ["tea", "coffee", "honey bees", "volcanoes", "the Moon", "glaciers", "trains"]
 
 
-def write_corpus(path: Path, count: int) -> None:
+def write_corpus(path: Path, count: int, first: int = 0) -> None:
+    """`count` short JSONL documents with ids doc-FIRST … on a handful of topics."""
     with open(path, "w", encoding="utf-8") as handle:
-        for i in range(count):
+        for i in range(first, first + count):
             text = f"Note {i}: a few words about {TOPICS[i % len(TOPICS)]} and item number {i}."
             handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
 

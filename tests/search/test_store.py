@@ -1,8 +1,10 @@
-"""The metadata store on real SQLite files: migrations, pragmas, one-transaction writes,
-replacement with tombstones, and no re-embedding of unchanged documents."""
+"""The metadata store on real SQLite files and a real PostgreSQL server: migrations, pragmas,
+one-transaction writes, replacement with tombstones, no re-embedding of unchanged documents,
+and ids that become visible in order when several writers commit at once."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,35 @@ from search.engine import Engine
 from search.schemas import DocumentIn
 from search.store import connect, upgrade
 from search.store.database import downgrade
+from search.store.repository import LOG_LOCK_SPACE
+from tests.conftest import BACKENDS, Databases, both_databases
 
 TABLES = {"collections", "documents", "chunks", "chunk_tombstones", "jobs"}
+# A trigger that fails the insert of a document's second chunk, as a full disk would.
+FAILING_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER fail_chunk BEFORE INSERT ON chunks WHEN NEW.ordinal = 1 "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_chunk() RETURNS trigger AS $$ BEGIN IF NEW.ordinal = 1 THEN "
+        "RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_chunk BEFORE INSERT ON chunks FOR EACH ROW "
+        "EXECUTE FUNCTION fail_chunk()",
+    ],
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest) -> Databases:
+    return both_databases(request)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres").create_database())
+    return f"sqlite:///{tmp_path / 'm.db'}"
 
 
 class CountingEmbedder(Embedder):
@@ -41,8 +70,8 @@ class CountingEmbedder(Embedder):
         return self.inner._encode(texts, is_query=is_query, dimension=dimension)
 
 
-def test_migrations_upgrade_and_downgrade(tmp_path: Path) -> None:
-    engine = connect(f"sqlite:///{tmp_path / 'm.db'}")
+def test_migrations_upgrade_and_downgrade(database_url: str) -> None:
+    engine = connect(database_url)
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, "base")
@@ -117,13 +146,9 @@ def test_a_failed_write_leaves_nothing_half_written(make_engine: Callable[..., E
     engine = make_engine()
     collection = engine.store.get_collection("default")
     ingestor_for(engine).ingest([DocumentIn(id="a", text="Kept as it was.")])
-    with engine.store.engine.begin() as conn:  # a trigger that fails the second chunk insert
-        conn.execute(
-            text(
-                "CREATE TRIGGER fail_chunk BEFORE INSERT ON chunks WHEN NEW.ordinal = 1 "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-            )
-        )
+    with engine.store.engine.begin() as conn:
+        for statement in FAILING_TRIGGER[conn.dialect.name]:
+            conn.execute(text(statement))
     long_text = " ".join(f"Sentence number {i} about the Eiffel Tower." for i in range(200))
     with pytest.raises(Exception, match="disk full"):
         ingestor_for(engine).ingest([DocumentIn(id="a", text=long_text)])
@@ -140,3 +165,28 @@ def test_deleting_a_collection_removes_its_documents(make_engine: Callable[..., 
     with engine.store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM chunks")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM documents")).scalar() == 0
+
+
+def test_writes_to_a_collection_wait_for_each_other_on_postgresql(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # Indexes catch up by "chunk ids above my watermark"; that is only safe if ids become
+    # visible in id order, so a writer must not commit while another holds the collection.
+    engine = make_engine()
+    if engine.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has a single writer by construction")
+    collection = engine.store.get_collection("default")
+    ingestor = ingestor_for(engine)
+    with engine.store.engine.begin() as holder:
+        holder.execute(
+            text(f"SELECT pg_advisory_xact_lock({LOG_LOCK_SPACE}, {collection.id})")
+        )
+        writer = threading.Thread(
+            target=ingestor.ingest, args=([DocumentIn(id="w", text="Waits for the lock.")],)
+        )
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive(), "the write did not wait for the collection's lock"
+        assert engine.store.find_document(collection.id, "w") is None
+    writer.join(timeout=30)
+    assert engine.store.find_document(collection.id, "w") is not None
