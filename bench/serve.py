@@ -4,8 +4,9 @@
 1.-2. Ingestion: `xlsearch serve` (in-process worker) on a fresh data folder; the mixed XQuAD
    corpus (paragraphs round-robin over the 12 languages, no `lang` given, so detection runs)
    is uploaded as JSONL to `POST /v1/collections/default/jobs` and docs/s is measured from the
-   job's creation to its end (the server's timestamps; the job is polled once a second). The yardstick is the raw model's encode throughput on the
-   same texts in this process while the server idles. The machine is shared and noisy, so
+   job's creation to its end (the server's timestamps; the job is polled once a second).
+   The yardstick is the raw model's encode throughput on the same texts in this process
+   while the server idles. The machine is shared and noisy, so
    raw and server runs alternate `--repeats` times (new ids each time) and medians are compared.
 3. Search latency p50/p95/p99 and QPS over `POST /v1/collections/default/search` with 1, 8 and
    32 concurrent clients (threads with their own HTTP connections) on loopback, XQuAD
