@@ -345,10 +345,10 @@ async function start() {
   } catch {
     // the status line reports an unreachable server
   }
-  await loadLanguages(query.collection, query.langs);
-  fillForm(query);
+  await loadLanguages(query.collection, queryFromForm().langs);
   refreshStatus();
-  await search(query);
+  // a search typed while the page was loading wins over the one in the address
+  if (searchSequence === 0 && query.q) await search(query);
 }
 
 start();
