@@ -79,6 +79,7 @@ def ingest_with_workers(
 
 def replica_lag(workdir: Path, database_url: str, samples: int) -> list[float]:
     """Seconds from a document's commit to the replica's index holding it."""
+    workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=workdir / "writer", database_url=database_url)
     writer = Engine.open(settings)
     from indexer.pipeline import Ingestor
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder.mkdir()
             rate = ingest_with_workers(folder, url, workers, documents)
             rows.append([name, f"{rate:.2f}"])
+            log(f"ingestion: {name}: {rate:.2f} docs/s")
         log("replica lag ...")
         lags = np.array(replica_lag(workdir / "lag", pg.create_database(), args.lag_samples))
 
