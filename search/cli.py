@@ -17,7 +17,7 @@ from search.engine import Engine
 from search.errors import InvalidInput, XlsearchError
 from search.schemas import SearchRequest, describe_validation_error
 from search.settings import Settings
-from search.store import Store, connect, upgrade
+from search.store import Store, open_store
 from search.store.jobs import JobStatus, JobStore
 
 app = typer.Typer(
@@ -67,9 +67,7 @@ def _open_engine() -> Engine:
 
 def _open_store() -> Store:
     """The database alone, migrated, for commands that need no model."""
-    database = connect(_settings().resolved_database_url)
-    upgrade(database)
-    return Store(database)
+    return open_store(_settings().resolved_database_url)
 
 
 @app.command()
@@ -255,10 +253,7 @@ def settings() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply Alembic migrations up to the latest revision."""
-    from search.store import connect, upgrade
-
-    settings = _settings()
-    upgrade(connect(settings.resolved_database_url))
+    _open_store()
     out.print("database schema is up to date")
 
 

@@ -9,7 +9,7 @@ from search.embedders import Embedder, load_embedder
 from search.index_manager import IndexManager
 from search.service import SearchService
 from search.settings import Settings
-from search.store import Store, connect, upgrade
+from search.store import Store, open_store
 
 
 @dataclass
@@ -25,9 +25,7 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Engine:
         """Migrate the database, load the embedder (unless given) and make `default` exist."""
-        database = connect(settings.resolved_database_url)
-        upgrade(database)
-        store = Store(database)
+        store = open_store(settings.resolved_database_url)
         embedder = embedder or load_embedder(settings)
         ensure_collection(store, settings, embedder, DEFAULT_COLLECTION)
         indexes = IndexManager(

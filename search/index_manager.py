@@ -112,7 +112,7 @@ class IndexManager:
         return changes
 
     def wait_for_rebuilds(self, timeout_s: float = 600.0) -> None:
-        """Block until background rebuilds started so far have swapped in (for tests, CLI)."""
+        """Block until the background rebuilds started so far have swapped in."""
         for current in self.loaded():
             thread = current.rebuilding
             if thread is not None:

@@ -92,14 +92,12 @@ def test_collections_lists_counts(
 
 def test_jobs_lists_queued_jobs(data_dir: Path, xlsearch: Run) -> None:
     from search.settings import Settings
-    from search.store import Store, connect, upgrade
+    from search.store import open_store
     from search.store.jobs import JobStore
 
-    database = connect(Settings(data_dir=data_dir).resolved_database_url)
-    upgrade(database)
-    store = Store(database)
+    store = open_store(Settings(data_dir=data_dir).resolved_database_url)
     job_id = JobStore(store).submit(store.get_collection("default").id, {"path": "/x"}, 12)
-    database.dispose()
+    store.engine.dispose()
     listed = xlsearch("jobs", "--status", "queued")
     assert listed.returncode == 0, listed.stderr
     assert job_id in listed.stdout and "0/12" in listed.stdout
