@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="Weights precision; auto is bf16 (or fp16) on a GPU, fp32 on CPU."
     )
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = Field(
+        "auto",
+        description="Attention kernel; auto is FlashAttention-2 on a GPU when flash-attn is "
+        "installed, else SDPA.",
+    )
+    devices: list[str] = Field(
+        default_factory=list,
+        description='Devices that embed documents together (JSON list, e.g. ["cuda:0","cuda:1"]); '
+        "empty: just `device`.",
+    )
+    multi_device: Literal["processes", "pool"] = Field(
+        "processes",
+        description="With several `devices`: processes (`xlsearch worker` runs one worker per "
+        "device) or pool (one process spreads document batches over a sentence-transformers pool).",
+    )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for embedding; default: all cores."
     )
@@ -82,6 +97,11 @@ class Settings(BaseSettings):
     )
     ingest_batch_documents: int = Field(
         32, ge=1, description="Documents embedded together during ingestion."
+    )
+    ingest_overlap: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Read, chunk and write documents while the model embeds others; auto: when "
+        "the model runs on a GPU or a server, not on this CPU.",
     )
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job without a heartbeat this long is taken over."

@@ -27,9 +27,11 @@ def load_embedder(settings: Settings) -> Embedder:
             profile=settings.model_profile,
             device=settings.device,
             dtype=settings.dtype,
+            attention=settings.attention,
             batch_tokens=settings.batch_tokens,
             max_batch_size=settings.max_batch_size,
             threads=settings.threads,
+            pool_devices=settings.devices if settings.multi_device == "pool" else None,
         )
     from search.embedders.openai_http import OpenAIEmbedder
 

@@ -96,6 +96,15 @@ class Embedder(ABC):
             return np.zeros((0, dimension or self.dimension), dtype=np.float32)
         return fit_dimension(vectors, dimension)
 
+    @property
+    def runs_on_local_cpu(self) -> bool:
+        """Whether embedding uses this machine's CPU cores (other work then slows it down)."""
+        return True
+
+    def close(self) -> None:
+        """Release what the backend holds beyond memory (worker processes); idempotent."""
+        return None
+
     def describe(self) -> dict[str, object]:
         """A short description for logs, `xlsearch collections` and `/v1/models`."""
         return {

@@ -54,6 +54,13 @@ class OpenAIEmbedder(Embedder):
         self.max_tokens = max_tokens or (32768 if self.profile.name == "qwen3" else 512)
         self.dimension = int(self._request(["dimension probe"], None).shape[1])
 
+    @property
+    def runs_on_local_cpu(self) -> bool:
+        return False  # the server embeds; this process only waits for it
+
+    def close(self) -> None:
+        self._client.close()
+
     def count_tokens(self, text: str) -> int:
         formatted = self.format_document(text)
         if self._tokenizer is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,8 @@ import numpy as np
 from search.embedders.base import Embedder
 from search.embedders.batching import plan_batches
 from search.embedders.profiles import resolve_profile
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(requested: str) -> str:
@@ -33,6 +38,19 @@ def resolve_dtype(requested: str, device: str) -> Any:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def resolve_attention(requested: str, device: str, dtype: Any) -> str | None:
+    """FlashAttention-2 on a GPU in half precision when `flash_attn` is installed; otherwise
+    transformers' own choice (SDPA for the models that support it). None = let it choose."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    half = dtype in (torch.float16, torch.bfloat16)
+    if device.startswith("cuda") and half and importlib.util.find_spec("flash_attn"):
+        return "flash_attention_2"
+    return None
+
+
 def _config_model_type(model: str) -> str | None:
     config = Path(model) / "config.json"
     if config.is_file():
@@ -41,7 +59,17 @@ def _config_model_type(model: str) -> str | None:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model with its family's prompts, batched by token budget."""
+    """A sentence-transformers model with its family's prompts, batched by token budget.
+
+    The forward loop is the product's own rather than `SentenceTransformer.encode`: texts are
+    tokenised once for planning, each batch is copied to the GPU from pinned memory without
+    waiting, and the vectors stay on the device until one copy back at the end of the call,
+    so the CPU prepares the next batch while the GPU runs the current one.
+
+    With `pool_devices`, document calls of more than one batch are spread over
+    sentence-transformers' multi-process pool (one process per device); queries stay on
+    `device` in this process, where they are fastest to answer.
+    """
 
     def __init__(
         self,
@@ -50,35 +78,51 @@ class SentenceTransformerEmbedder(Embedder):
         profile: str = "auto",
         device: str = "auto",
         dtype: str = "auto",
+        attention: str = "auto",
         batch_tokens: int = 16384,
         max_batch_size: int = 64,
         threads: int | None = None,
+        pool_devices: list[str] | None = None,
     ) -> None:
         import torch
-        from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        self._model = SentenceTransformer(
-            model,
-            device=self.device,
-            model_kwargs={"dtype": resolve_dtype(dtype, self.device)},
-        )
+        self._dtype = resolve_dtype(dtype, self.device)
+        self._attention = resolve_attention(attention, self.device, self._dtype)
         self.profile = resolve_profile(profile, model, _config_model_type(model))
+        self._model = self._load(model, self.device)
+        self._model.eval()
         self._tokenizer = self._model.tokenizer
-        self._tokenizer.padding_side = self.profile.padding_side
         self._saved_prompts = {
             k: v for k, v in (self._model.prompts or {}).items() if v is not None
         }
         self._batch_tokens = batch_tokens
         self._max_batch_size = max_batch_size
+        self._pinned = self.device.startswith("cuda")
         # A local folder is named by its last two parts (e.g. "models/Qwen3-Embedding-4B"),
         # which survive moving the folder; a hub id is its own name.
         local = Path(model)
         self.name = "/".join(local.resolve().parts[-2:]) if local.exists() else model
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or self._tokenizer.model_max_length)
+        self._pool: Any = None  # sentence-transformers' pool: queues and processes
+        if pool_devices and len(pool_devices) > 1:
+            # The pool's processes receive a CPU copy (sentence-transformers moves the model it
+            # starts from to the CPU), so this process keeps its own model on `device`.
+            self._pool = self._load(model, "cpu").start_multi_process_pool(pool_devices)
+            log.info("Embedding documents on %s", ", ".join(pool_devices))
+
+    def _load(self, model: str, device: str) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        model_kwargs: dict[str, Any] = {"dtype": self._dtype}
+        if self._attention is not None:
+            model_kwargs["attn_implementation"] = self._attention
+        loaded = SentenceTransformer(model, device=device, model_kwargs=model_kwargs)
+        loaded.tokenizer.padding_side = self.profile.padding_side
+        return loaded
 
     def format_query(self, text: str, instruction: str | None = None) -> str:
         """An explicit task uses the profile's template; else the model's saved query prompt."""
@@ -96,20 +140,79 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(self.format_document(text))["input_ids"])
 
+    @property
+    def runs_on_local_cpu(self) -> bool:
+        return self.device == "cpu" and self._pool is None
+
+    def describe(self) -> dict[str, object]:
+        config = getattr(self._model[0], "auto_model", None)
+        attention = getattr(getattr(config, "config", None), "_attn_implementation", None)
+        return {
+            **super().describe(),
+            "device": self.device,
+            "dtype": str(self._dtype).removeprefix("torch."),
+            "attention": attention,
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            from sentence_transformers import SentenceTransformer
+
+            SentenceTransformer.stop_multi_process_pool(self._pool)
+            self._pool = None
+
     def _token_lengths(self, texts: list[str]) -> list[int]:
         encoded = self._tokenizer(texts, add_special_tokens=True)["input_ids"]
         return [min(len(ids), self.max_tokens) for ids in encoded]
 
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         lengths = self._token_lengths(texts)
-        for batch in plan_batches(lengths, self._batch_tokens, self._max_batch_size):
-            vectors = self._model.encode(
-                [texts[i] for i in batch],
-                batch_size=len(batch),
-                convert_to_numpy=True,
-                show_progress_bar=False,
-                prompt="",  # prompts were applied by format_query/format_document
-            )
-            out[batch] = np.asarray(vectors, dtype=np.float32)
+        batches = plan_batches(lengths, self._batch_tokens, self._max_batch_size)
+        if self._pool is not None and not is_query and len(batches) > 1:
+            return self._encode_on_pool(texts, lengths)
+        return self.forward(texts, batches)
+
+    def forward(self, texts: list[str], batches: list[list[int]]) -> np.ndarray:
+        """Embed `texts` batch by batch (indices from `plan_batches`); one device sync at the end.
+
+        Public so that `bench/gpu.py` can time this bare loop against the ingest path.
+        """
+        import torch
+
+        outputs = []
+        with torch.inference_mode():
+            for batch in batches:
+                features = self._model.preprocess([texts[i] for i in batch])
+                features = {key: self._to_device(value) for key, value in features.items()}
+                outputs.append(self._model(features)["sentence_embedding"])
+            if not outputs:
+                return np.zeros((0, self.dimension), dtype=np.float32)
+            stacked = torch.cat(outputs).to(torch.float32).cpu().numpy()
+        out = np.empty_like(stacked)
+        out[[i for batch in batches for i in batch]] = stacked
         return out
+
+    def _to_device(self, value: Any) -> Any:
+        import torch
+
+        if not isinstance(value, torch.Tensor):
+            return value
+        if self._pinned:
+            return value.pin_memory().to(self.device, non_blocking=True)
+        return value.to(self.device)
+
+    def _encode_on_pool(self, texts: list[str], lengths: list[int]) -> np.ndarray:
+        """Spread a document call over the pool; a batch holds as many texts as fit the token
+        budget at the call's longest text (the pool batches by count, not by tokens)."""
+        batch_size = max(1, min(self._max_batch_size, self._batch_tokens // max(lengths)))
+        chunk_size = max(batch_size, math.ceil(len(texts) / len(self._pool["processes"]) / 4))
+        vectors = self._model.encode(
+            texts,
+            pool=self._pool,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+            prompt="",  # prompts were applied by format_query/format_document
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -111,3 +111,53 @@ def test_minilm_is_a_real_model(minilm: SentenceTransformerEmbedder) -> None:
     docs = minilm.embed_documents(["The cat sits on the mat.", "Stock markets fell sharply."])
     query = minilm.embed_queries(["Where is the cat?"])
     assert float(docs[0] @ query[0]) > float(docs[1] @ query[0]) + 0.2
+
+
+def test_own_forward_loop_matches_sentence_transformers_encode(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    # The product runs its own batch loop (pinned copies, one sync a call); it must give what
+    # the library's encode gives for the same texts.
+    expected = minilm._model.encode(TEXTS, prompt="", convert_to_numpy=True)
+    np.testing.assert_allclose(minilm.embed_documents(TEXTS), expected, atol=1e-5)
+
+
+def test_describe_names_device_precision_and_attention(qwen3: SentenceTransformerEmbedder) -> None:
+    described = qwen3.describe()
+    assert described["device"] == "cpu"
+    assert described["dtype"] == "float32"
+    assert described["attention"] == "sdpa"  # transformers' choice when flash-attn is absent
+
+
+def test_explicit_attention_kernel_is_used(qwen3_folder: Path) -> None:
+    eager = SentenceTransformerEmbedder(str(qwen3_folder), device="cpu", attention="eager")
+    assert eager.describe()["attention"] == "eager"
+    sdpa = SentenceTransformerEmbedder(str(qwen3_folder), device="cpu")
+    np.testing.assert_allclose(eager.embed_documents(TEXTS), sdpa.embed_documents(TEXTS), atol=1e-5)
+
+
+def test_pool_spreads_documents_over_processes_and_matches_one_process(
+    qwen3_folder: Path, qwen3: SentenceTransformerEmbedder
+) -> None:
+    # Two CPU processes stand in for two GPUs: sentence-transformers' pool is device-agnostic.
+    texts = [f"{text} ({n})" for n in range(6) for text in TEXTS]
+    pooled = SentenceTransformerEmbedder(
+        str(qwen3_folder), device="cpu", batch_tokens=200, pool_devices=["cpu", "cpu"]
+    )
+    try:
+        assert not pooled.runs_on_local_cpu
+        processes = pooled._pool["processes"] if pooled._pool else []
+        assert len(processes) == 2 and all(p.is_alive() for p in processes)
+        pids = [p.pid for p in processes]
+        np.testing.assert_allclose(
+            pooled.embed_documents(texts), qwen3.embed_documents(texts), atol=1e-5
+        )
+        # Queries stay in this process (one short batch: no round trip through the pool).
+        np.testing.assert_allclose(
+            pooled.embed_queries(["Wo steht der Eiffelturm?"]),
+            qwen3.embed_queries(["Wo steht der Eiffelturm?"]),
+            atol=1e-5,
+        )
+    finally:
+        pooled.close()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
