@@ -97,7 +97,10 @@ class Worker:
             job = replace(job, total=count_items([source]))
             self._jobs.set_total(job.id, job.total)
         items = islice(read_sources([source]), job.cursor, None)
-        log.info("job %s: %s from item %d of %d", job.id, job.collection, job.cursor, job.total)
+        log.info(
+            "%s takes job %s (%s) from item %d of %d",
+            self.name, job.id, job.collection, job.cursor, job.total,
+        )
 
         def record(summary: IngestSummary, batch: BatchReport) -> bool:
             errors = [{"item": source, "reason": reason} for source, reason in batch.errors]

@@ -227,12 +227,25 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Process ingestion jobs from the database until stopped (Ctrl-C or SIGTERM)."""
+    """Process ingestion jobs from the database until stopped (Ctrl-C or SIGTERM).
+
+    With several XLSEARCH_DEVICES and XLSEARCH_MULTI_DEVICE=processes, runs one worker per device.
+    """
+    import logging
     import signal
 
     from indexer.worker import Worker
 
-    engine = _open_engine()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("search", "indexer"):
+        logging.getLogger(ours).setLevel(logging.INFO)
+    settings = _settings()
+    if len(settings.devices) > 1 and settings.multi_device == "processes":
+        from indexer.device_workers import run_worker_per_device
+
+        err.print(f"starting one worker per device: {', '.join(settings.devices)}")
+        raise typer.Exit(run_worker_per_device(settings))
+    engine = Engine.open(settings)
     running = Worker(engine)
     signal.signal(signal.SIGTERM, lambda *_: running.stop(timeout_s=0))
     err.print(f"worker {running.name} waiting for jobs in {engine.settings.resolved_database_url}")

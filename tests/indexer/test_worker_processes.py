@@ -118,3 +118,52 @@ def test_a_server_sees_another_process_commit_within_two_seconds(
         )
         assert gone < 2.0
         other.close()
+
+
+def test_one_worker_per_device_shares_the_queue_and_stops_together(
+    tmp_path: Path, bundled_embedder: Embedder
+) -> None:
+    # Two "cpu" entries stand in for two GPUs: the supervisor does not care what a device is.
+    data_dir = tmp_path / "data"
+    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
+    collection = engine.store.get_collection("default")
+    jobs = JobStore(engine.store)
+    supervisor = xlsearch_process(
+        data_dir,
+        "worker",
+        XLSEARCH_DEVICES='["cpu", "cpu"]',
+        XLSEARCH_MULTI_DEVICE="processes",
+        XLSEARCH_INGEST_BATCH_DOCUMENTS="4",
+    )
+    log_file = next(data_dir.parent.glob(f"{data_dir.name}-worker-*.log"))
+    try:
+        wait_until(
+            lambda: log_file.read_text().count("waiting for jobs") == 2, 120, "two workers"
+        )
+        job_ids = []
+        for n in range(2):
+            source = tmp_path / f"part-{n}.jsonl"
+            write_corpus(source, 24, first=24 * n)
+            job_ids.append(jobs.submit(collection.id, {"path": str(source)}, 0))
+        wait_until(
+            lambda: all(jobs.get(j).status == "succeeded" for j in job_ids), 180, "both jobs"
+        )
+    finally:
+        supervisor.terminate()
+        assert supervisor.wait(timeout=60) == 0
+    log = log_file.read_text()
+    child_pids = [
+        int(line.rsplit("pid ", 1)[1].rstrip(")"))
+        for line in log.splitlines()
+        if "started a worker on cpu" in line
+    ]
+    assert len(child_pids) == 2
+    assert not any(Path(f"/proc/{pid}").exists() for pid in child_pids)
+    # The second job was claimed while the first was running: two processes, one queue.
+    takers = {
+        line.split(" takes job ")[0].rsplit(" ", 1)[1]
+        for line in log.splitlines()
+        if " takes job " in line
+    }
+    assert len(takers) == 2
+    assert engine.store.count_documents(collection.id) == 48
