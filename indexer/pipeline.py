@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+
+import numpy as np
 
 from indexer.chunking import Chunk, Chunker
 from indexer.readers import ReadError
@@ -23,6 +26,7 @@ from search.store.repository import ChunkRecord, CollectionInfo, DocumentRecord,
 
 Outcome = Literal["created", "replaced", "updated", "unchanged"]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,37 @@ def document_id(document: DocumentIn) -> str:
     return document.id or f"sha256:{content_hash(document.text)[:32]}"
 
 
-@dataclass
-class _Planned:
+@dataclass(frozen=True)
+class _Draft:
+    """One document's text-only work: its record (language detected) and its chunks."""
+
     record: DocumentRecord
     chunks: list[Chunk]
     chunk_langs: list[str]
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch after the work that needs neither the database nor the model."""
+
+    documents: list[DocumentIn]
+    drafts: dict[str, _Draft]  # by document id; a later duplicate id wins
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """A batch compared with what is stored, changed documents embedded, ready to write."""
+
+    documents: list[DocumentIn]
+    settled: dict[str, IngestResult]  # unchanged or metadata-only: already final
+    to_write: list[_Draft]
+    vectors: np.ndarray  # rows follow the chunks of `to_write`, in order
+
+
 class Ingestor:
-    """Ingests batches of documents into one collection."""
+    """Ingests batches of documents into one collection, in three steps that a pipeline can
+    overlap: `prepare` (language, chunks), `embed` (database lookups, then the model for
+    what changed) and `write` (one transaction per document)."""
 
     def __init__(self, store: Store, embedder: Embedder, collection: CollectionInfo) -> None:
         check_model(collection, embedder)
@@ -67,33 +93,47 @@ class Ingestor:
         Later documents with the id of an earlier one in the same batch win; the result
         list still has one entry per input document, in input order.
         """
-        latest = {document_id(doc): doc for doc in documents}
-        results: dict[str, IngestResult] = {}
-        planned: list[_Planned] = []
-        for doc_id, doc in latest.items():
+        return self.write(self.embed(self.prepare(documents)))
+
+    def prepare(self, documents: Sequence[DocumentIn]) -> PreparedBatch:
+        """Detect languages and chunk; touches neither the database nor the model."""
+        drafts: dict[str, _Draft] = {}
+        for doc_id, doc in {document_id(doc): doc for doc in documents}.items():
             record = self._record(doc_id, doc)
-            existing = self._store.find_document(self._collection.id, doc_id)
-            if existing is not None and existing.content_hash == record.content_hash:
-                unchanged = existing == record
-                if not unchanged:
-                    self._store.update_document_fields(self._collection.id, record)
-                results[doc_id] = IngestResult(
-                    doc_id, "unchanged" if unchanged else "updated", 0, 0
-                )
-                continue
             chunks = self._chunker.split(doc.text)
             chunk_langs = [
                 record.lang if len(chunks) == 1 else detect_language(chunk.text) for chunk in chunks
             ]
-            planned.append(_Planned(record, chunks, chunk_langs))
+            drafts[doc_id] = _Draft(record, chunks, chunk_langs)
+        return PreparedBatch(list(documents), drafts)
 
+    def embed(self, batch: PreparedBatch) -> EmbeddedBatch:
+        """Settle documents whose text is stored already; embed the chunks of the others."""
+        settled: dict[str, IngestResult] = {}
+        to_write: list[_Draft] = []
+        for doc_id, draft in batch.drafts.items():
+            existing = self._store.find_document(self._collection.id, doc_id)
+            if existing is not None and existing.content_hash == draft.record.content_hash:
+                unchanged = existing == draft.record
+                if not unchanged:
+                    self._store.update_document_fields(self._collection.id, draft.record)
+                settled[doc_id] = IngestResult(
+                    doc_id, "unchanged" if unchanged else "updated", 0, 0
+                )
+            else:
+                to_write.append(draft)
         vectors = self._embedder.embed_documents(
-            [chunk.text for plan in planned for chunk in plan.chunks],
+            [chunk.text for draft in to_write for chunk in draft.chunks],
             instruction=self._collection.document_instruction,
             dimension=self._collection.dimension,
         )
+        return EmbeddedBatch(batch.documents, settled, to_write, vectors)
+
+    def write(self, batch: EmbeddedBatch) -> list[IngestResult]:
+        """Write each changed document with its chunks and vectors, one transaction each."""
+        results = dict(batch.settled)
         offset = 0
-        for plan in planned:
+        for draft in batch.to_write:
             rows = [
                 ChunkRecord(
                     ordinal=n,
@@ -102,20 +142,20 @@ class Ingestor:
                     token_count=chunk.token_count,
                     lang=lang,
                     text=chunk.text,
-                    vector=vectors[offset + n],
+                    vector=batch.vectors[offset + n],
                 )
-                for n, (chunk, lang) in enumerate(zip(plan.chunks, plan.chunk_langs, strict=True))
+                for n, (chunk, lang) in enumerate(zip(draft.chunks, draft.chunk_langs, strict=True))
             ]
             offset += len(rows)
-            replaced = self._store.write_document(self._collection.id, plan.record, rows)
-            doc_id = plan.record.external_id
+            replaced = self._store.write_document(self._collection.id, draft.record, rows)
+            doc_id = draft.record.external_id
             results[doc_id] = IngestResult(
                 doc_id,
                 "replaced" if replaced else "created",
                 len(rows),
-                sum(chunk.token_count for chunk in plan.chunks),
+                sum(chunk.token_count for chunk in draft.chunks),
             )
-        return [results[document_id(doc)] for doc in documents]
+        return [results[document_id(doc)] for doc in batch.documents]
 
     def _record(self, doc_id: str, doc: DocumentIn) -> DocumentRecord:
         return DocumentRecord(
@@ -166,29 +206,116 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def should_overlap(setting: str, embedder: Embedder) -> bool:
+    """`ingest_overlap` resolved: auto overlaps when the model does not use this CPU."""
+    if setting == "auto":
+        return not embedder.runs_on_local_cpu
+    return setting == "on"
+
+
+class _InlineExecutor(Executor):
+    """Runs each task at once in the caller's thread: the pipeline without overlap."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
+        return future
+
+
+def _executor(overlap: bool, name: str) -> Executor:
+    return ThreadPoolExecutor(1, thread_name_prefix=name) if overlap else _InlineExecutor()
+
+
+@dataclass
+class _Flight:
+    """One batch of source items on its way through the steps; `failure` ends it early."""
+
+    items: int
+    read_errors: list[tuple[str, str]]
+    documents: list[DocumentIn]
+    failure: str | None = None
+
+    @classmethod
+    def of(cls, items: list[DocumentIn | ReadError]) -> _Flight:
+        errors = [(item.source, item.reason) for item in items if isinstance(item, ReadError)]
+        documents = [item for item in items if isinstance(item, DocumentIn)]
+        return cls(len(items), errors, documents)
+
+    @property
+    def ids(self) -> set[str]:
+        return {document_id(doc) for doc in self.documents}
+
+    def attempt(self, step: Callable[[Any], R], argument: Any) -> R | None:
+        """Run one step; a domain error fails the whole batch (its documents are reported)."""
+        if argument is None:
+            return None
+        try:
+            return step(argument)
+        except XlsearchError as exc:
+            self.failure = str(exc)
+            return None
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        if self.failure is None:
+            return self.read_errors
+        return self.read_errors + [(document_id(doc), self.failure) for doc in self.documents]
+
+
 def ingest_stream(
     items: Iterable[DocumentIn | ReadError],
     ingestor: Ingestor,
     batch_size: int,
     on_batch: Callable[[IngestSummary, BatchReport], bool] | None = None,
+    *,
+    overlap: bool = False,
 ) -> IngestSummary:
     """Ingest readers' output in batches of `batch_size` items, in order.
 
     Read errors and documents that fail are reported and the rest goes on. After each batch
     `on_batch(summary, report)` is called once the batch is committed; returning True stops.
-    Items are consumed strictly in order, so a caller can resume after `summary.items`.
+    Items are reported strictly in order, so a caller can resume after `summary.items`.
+
+    With `overlap`, batch n+1 is read and prepared (in one thread) and batch n-1 is written
+    (in another) while this thread embeds batch n, so a GPU or an embedding server does not
+    wait for the CPU's work. A batch that shares a document id with the batch being written waits
+    for that write, so it is compared with what is really stored.
     """
     summary = IngestSummary()
-    for batch in batched(items, batch_size):
-        errors = [(item.source, item.reason) for item in batch if isinstance(item, ReadError)]
-        documents = [item for item in batch if isinstance(item, DocumentIn)]
-        try:
-            for result in ingestor.ingest(documents):
-                summary.add(result)
-        except XlsearchError as exc:
-            errors.extend((document_id(doc), str(exc)) for doc in documents)
-        summary.items += len(batch)
-        summary.errors.extend(errors)
-        if on_batch and on_batch(summary, BatchReport(len(batch), errors)):
-            break
+
+    def report(flight: _Flight, written: Future[list[IngestResult] | None]) -> bool:
+        for result in written.result() or []:
+            summary.add(result)
+        summary.items += flight.items
+        summary.errors.extend(flight.errors)
+        return bool(on_batch and on_batch(summary, BatchReport(flight.items, flight.errors)))
+
+    with _executor(overlap, "xlsearch-prepare") as preparer, _executor(
+        overlap, "xlsearch-write"
+    ) as writer:
+        flights = (_Flight.of(batch) for batch in batched(items, batch_size))
+
+        def start(flight: _Flight | None) -> tuple[_Flight, Future[PreparedBatch | None]] | None:
+            if flight is None:
+                return None
+            return flight, preparer.submit(flight.attempt, ingestor.prepare, flight.documents)
+
+        upcoming = start(next(flights, None))
+        writing: tuple[_Flight, Future[list[IngestResult] | None]] | None = None
+        while upcoming is not None:
+            flight, prepared = upcoming
+            upcoming = start(next(flights, None))
+            if writing is not None and writing[0].ids & flight.ids:
+                if report(*writing):
+                    return summary
+                writing = None
+            embedded = flight.attempt(ingestor.embed, prepared.result())
+            if writing is not None and report(*writing):
+                return summary
+            writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)
+        if writing is not None:
+            report(*writing)
     return summary

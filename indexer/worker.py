@@ -19,7 +19,13 @@ from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
-from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
+from indexer.pipeline import (
+    BatchReport,
+    Ingestor,
+    IngestSummary,
+    ingest_stream,
+    should_overlap,
+)
 from indexer.readers import count_items, read_sources
 from search.engine import Engine
 from search.errors import XlsearchError
@@ -112,8 +118,13 @@ class Worker:
             return not keep_going or self._stop.is_set()
 
         try:
+            settings = self._engine.settings
             summary = ingest_stream(
-                items, ingestor, self._engine.settings.ingest_batch_documents, record
+                items,
+                ingestor,
+                settings.ingest_batch_documents,
+                record,
+                overlap=should_overlap(settings.ingest_overlap, self._engine.embedder),
             )
         except XlsearchError as exc:
             self._jobs.finish(job.id, self.name, "failed", str(exc))

@@ -78,7 +78,7 @@ def ingest(
     """Read, chunk, embed and store documents; folders are read recursively."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from indexer.pipeline import Ingestor, IngestSummary, ingest_stream
+    from indexer.pipeline import Ingestor, IngestSummary, ingest_stream, should_overlap
     from indexer.readers import count_items, read_sources
     from search.collections import ensure_collection
 
@@ -103,7 +103,11 @@ def ingest(
             return False
 
         summary = ingest_stream(
-            read_sources(paths), ingestor, engine.settings.ingest_batch_documents, show
+            read_sources(paths),
+            ingestor,
+            engine.settings.ingest_batch_documents,
+            show,
+            overlap=should_overlap(engine.settings.ingest_overlap, engine.embedder),
         )
     engine.indexes.snapshot(engine.indexes.get(target))
     elapsed = time.perf_counter() - started

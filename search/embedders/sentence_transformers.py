@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -95,6 +96,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._model = self._load(model, self.device)
         self._model.eval()
         self._tokenizer = self._model.tokenizer
+        # Chunking counts tokens in another thread while a batch is tokenised for the model;
+        # a fast tokenizer must not be used by two threads at once ("Already borrowed").
+        self._counting_tokenizer = copy.deepcopy(self._tokenizer)
         self._saved_prompts = {
             k: v for k, v in (self._model.prompts or {}).items() if v is not None
         }
@@ -138,7 +142,7 @@ class SentenceTransformerEmbedder(Embedder):
         return self.profile.format_document(text, instruction)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(self.format_document(text))["input_ids"])
+        return len(self._counting_tokenizer(self.format_document(text))["input_ids"])
 
     @property
     def runs_on_local_cpu(self) -> bool:

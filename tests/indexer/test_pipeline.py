@@ -1,0 +1,162 @@
+"""The ingestion pipeline with and without overlap: same stored result, same reports, real
+concurrency when overlapping, and a stop that leaves nothing half-done."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream, should_overlap
+from indexer.readers import ReadError
+from search.embedders import Embedder
+from search.engine import Engine
+from search.schemas import DocumentIn
+
+TOPICS = ["tea", "coffee", "volcanoes", "the Moon", "glaciers", "trains", "honey bees"]
+
+
+def note(n: int, topic: str | None = None, **fields: Any) -> DocumentIn:
+    return DocumentIn(id=f"d{n}", text=f"Note {n} is about {topic or TOPICS[n % 7]}.", **fields)
+
+
+def corpus() -> list[DocumentIn | ReadError]:
+    """Four batches of 3: a metadata-only change and a replacement each right after the batch
+    that stored the document (so the pipeline must wait for that write), and a read error."""
+    return [
+        *(note(0), note(1), note(2)),
+        *(note(2, title="New title"), note(3), ReadError("broken.jsonl:7", "invalid JSON")),
+        *(note(4, "deserts"), note(5), note(6)),
+        *(note(4), note(7), note(8)),
+    ]
+
+
+def stored(engine: Engine) -> list[tuple[Any, ...]]:
+    collection = engine.store.get_collection("default")
+    rows = []
+    for n in range(9):
+        found = engine.store.find_document(collection.id, f"d{n}")
+        assert found is not None
+        rows.append((found.external_id, found.title, found.text, found.lang))
+    return rows
+
+
+def totals(summary: IngestSummary) -> tuple[Any, ...]:
+    return (
+        summary.items,
+        summary.created,
+        summary.replaced,
+        summary.updated,
+        summary.unchanged,
+        summary.chunks,
+        summary.errors,
+    )
+
+
+def run(engine: Engine, overlap: bool, **kwargs: Any) -> IngestSummary:
+    ingestor = Ingestor(engine.store, engine.embedder, engine.store.get_collection("default"))
+    return ingest_stream(corpus(), ingestor, 3, overlap=overlap, **kwargs)
+
+
+def test_overlapped_ingestion_stores_and_reports_what_the_serial_one_does(
+    make_engine: Callable[..., Engine],
+) -> None:
+    serial, overlapped = make_engine(), make_engine()
+    reports: dict[bool, list[BatchReport]] = {False: [], True: []}
+    for engine, overlap in ((serial, False), (overlapped, True)):
+
+        def keep(summary: IngestSummary, report: BatchReport, overlap: bool = overlap) -> bool:
+            reports[overlap].append(report)
+            return False
+
+        summary = run(engine, overlap, on_batch=keep)
+        expected = (12, 9, 1, 1, 0, 10, [("broken.jsonl:7", "invalid JSON")])
+        assert totals(summary) == expected, f"overlap={overlap}"
+    assert stored(overlapped) == stored(serial)
+    assert reports[True] == reports[False]
+    assert [r.items for r in reports[True]] == [3, 3, 3, 3]
+
+    # Again: d2 loses and regains its title (2 updates, nothing embedded); d4 is rewritten and
+    # restored (2 replacements, 2 texts embedded); the 7 others are unchanged.
+    calls: list[int] = []
+    overlapped.embedder.observer = lambda kind, texts, seconds: calls.append(len(texts))
+    try:
+        again = run(overlapped, True)
+    finally:
+        overlapped.embedder.observer = None
+    assert (again.unchanged, again.replaced, again.updated, sum(calls)) == (7, 2, 2, 2)
+
+
+def test_a_stop_after_a_batch_writes_nothing_further(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    summary = run(engine, True, on_batch=lambda summary, report: summary.items >= 6)
+    assert summary.items == 6
+    collection = engine.store.get_collection("default")
+    ids = {f"d{n}" for n in range(9) if engine.store.find_document(collection.id, f"d{n}")}
+    assert ids == {"d0", "d1", "d2", "d3"}  # the first two batches, nothing of the third
+
+
+class RecordingIngestor(Ingestor):
+    """Notes when and in which thread each step ran."""
+
+    events: list[tuple[str, str, float, float]]
+
+    def _timed(self, step: str, call: Callable[[Any], Any], argument: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(argument)
+        finally:
+            self.events.append(
+                (step, threading.current_thread().name, started, time.perf_counter())
+            )
+
+    def prepare(self, documents: Any) -> Any:
+        return self._timed("prepare", super().prepare, documents)
+
+    def embed(self, batch: Any) -> Any:
+        return self._timed("embed", super().embed, batch)
+
+    def write(self, batch: Any) -> Any:
+        return self._timed("write", super().write, batch)
+
+
+def test_overlap_prepares_and_writes_in_their_own_threads_while_embedding(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingestor = RecordingIngestor(
+        engine.store, engine.embedder, engine.store.get_collection("default")
+    )
+    ingestor.events = []
+    documents = [DocumentIn(id=f"n{i}", text=f"Note {i} about {t}.") for i, t in enumerate(TOPICS)]
+    ingest_stream(documents * 2, ingestor, 2, overlap=True)
+    threads = {step: {e[1].split("_")[0] for e in ingestor.events if e[0] == step}
+               for step in ("prepare", "embed", "write")}
+    assert threads == {
+        "prepare": {"xlsearch-prepare"},
+        "embed": {threading.current_thread().name},
+        "write": {"xlsearch-write"},
+    }
+    embeds = [(s, e) for step, _, s, e in ingestor.events if step == "embed"]
+    prepares = [(s, e) for step, _, s, e in ingestor.events if step == "prepare"]
+    assert any(ps < ee and es < pe for ps, pe in prepares for es, ee in embeds)
+
+
+def test_overlap_is_on_when_the_model_is_elsewhere(bundled_embedder: Embedder) -> None:
+    assert bundled_embedder.runs_on_local_cpu
+    assert not should_overlap("auto", bundled_embedder)
+    assert should_overlap("on", bundled_embedder)
+    assert not should_overlap("off", bundled_embedder)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_empty_input(make_engine: Callable[..., Engine], overlap: bool) -> None:
+    assert run_items(make_engine(), [], overlap).items == 0
+
+
+def run_items(engine: Engine, items: list[Any], overlap: bool) -> IngestSummary:
+    ingestor = Ingestor(engine.store, engine.embedder, engine.store.get_collection("default"))
+    return ingest_stream(items, ingestor, 3, overlap=overlap)
