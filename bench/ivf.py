@@ -42,23 +42,23 @@ K = 10
 SEED = 20261128
 
 
-def gaussian_mixture(n: int, clusters: int, seed: int) -> np.ndarray:
+def gaussian_mixture(n: int, clusters: int, seed: int, dim: int = DIM) -> np.ndarray:
     """`n` normalised vectors around `clusters` random centres (spread like real embeddings:
     neighbours are close, but clusters overlap)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
-    out = np.empty((n, DIM), dtype=np.float32)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):
         size = min(100_000, n - start)
         picks = rng.integers(0, clusters, size)
-        noise = rng.standard_normal((size, DIM), dtype=np.float32)
+        noise = rng.standard_normal((size, dim), dtype=np.float32)
         out[start : start + size] = centres[picks] + 0.8 * noise
     faiss.normalize_L2(out)
     return out
 
 
 def exact_neighbours(corpus: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, float]:
-    index = faiss.IndexFlatIP(DIM)
+    index = faiss.IndexFlatIP(corpus.shape[1])
     index.add(corpus)
     _, ids = index.search(queries, K)
     latency = median_latency(index, queries[:200])

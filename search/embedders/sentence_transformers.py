@@ -174,20 +174,29 @@ class SentenceTransformerEmbedder(Embedder):
         batches = plan_batches(lengths, self._batch_tokens, self._max_batch_size)
         if self._pool is not None and not is_query and len(batches) > 1:
             return self._encode_on_pool(texts, lengths)
-        return self.forward(texts, batches)
+        return self._forward(texts, batches)
 
-    def forward(self, texts: list[str], batches: list[list[int]]) -> np.ndarray:
-        """Embed `texts` batch by batch (indices from `plan_batches`); one device sync at the end.
+    def plan(self, texts: list[str]) -> list[list[int]]:
+        """The batches (indices into `texts`) that embedding `texts` would run."""
+        return plan_batches(self._token_lengths(texts), self._batch_tokens, self._max_batch_size)
 
-        Public so that `bench/gpu.py` can time this bare loop against the ingest path.
-        """
+    @property
+    def model(self) -> Any:
+        """The loaded `SentenceTransformer` (for benchmarks that time its bare forward pass)."""
+        return self._model
+
+    def to_device(self, features: dict[str, Any]) -> dict[str, Any]:
+        """Model inputs on the model's device: from pinned memory without waiting, on a GPU."""
+        return {key: self._to_device(value) for key, value in features.items()}
+
+    def _forward(self, texts: list[str], batches: list[list[int]]) -> np.ndarray:
+        """Embed `texts` batch by batch (indices from `plan`); one device sync at the end."""
         import torch
 
         outputs = []
         with torch.inference_mode():
             for batch in batches:
-                features = self._model.preprocess([texts[i] for i in batch])
-                features = {key: self._to_device(value) for key, value in features.items()}
+                features = self.to_device(self._model.preprocess([texts[i] for i in batch]))
                 outputs.append(self._model(features)["sentence_embedding"])
             if not outputs:
                 return np.zeros((0, self.dimension), dtype=np.float32)

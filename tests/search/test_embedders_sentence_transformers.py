@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from search.embedders.sentence_transformers import SentenceTransformerEmbedder
-from tests.tiny_models import QUERY_PROMPT, build_tiny_qwen3
+from tests.random_models import QUERY_PROMPT, build_tiny_qwen3
 
 TEXTS = [
     "Short.",
