@@ -48,7 +48,7 @@ from common import REPO_ROOT, code_version, format_table, log, machine_descripti
 from ivf import gaussian_mixture, recall
 
 sys.path.insert(0, str(REPO_ROOT))
-from indexer.pipeline import Ingestor, ingest_stream, should_overlap  # noqa: E402
+from indexer.pipeline import Ingestor, ingest_stream  # noqa: E402
 from search.collections import collection_spec  # noqa: E402
 from search.embedders import load_embedder  # noqa: E402
 from search.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
@@ -171,14 +171,13 @@ def ingest_path(engine: Engine, texts: list[str], name: str, chunk_tokens: int) 
         collection_spec(name, settings, embedder, chunk_tokens=chunk_tokens, chunk_overlap=0)
     )
     documents = [DocumentIn(id=f"{name}-{n}", text=text) for n, text in enumerate(texts)]
-    ingestor = Ingestor(engine.store, embedder, collection)
-    overlap = should_overlap(settings.ingest_overlap, embedder)
+    ingestor = Ingestor(engine.store, embedder, collection, engine.languages)
     summary = None
 
     def run() -> None:
         nonlocal summary
         batch = settings.ingest_batch_documents
-        summary = ingest_stream(documents, ingestor, batch, overlap=overlap)
+        summary = ingest_stream(documents, ingestor, batch, overlap=engine.overlap)
 
     seconds = timed(run)
     assert summary is not None and summary.chunks == len(texts) and not summary.errors, summary
@@ -375,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"- model: {args.model or 'random ' + args.shape}; {json.dumps(described)}")
         print(
             f"- ingest: batches of {engine.settings.ingest_batch_documents} documents, overlap "
-            f"{should_overlap(engine.settings.ingest_overlap, embedder)}; model batches of "
+            f"{engine.overlap}, {engine.languages.processes} language processes; model batches of "
             f"{engine.settings.batch_tokens} tokens at most\n"
         )
         rows, last = [], ""

@@ -20,7 +20,10 @@ class LocalIngestion:
     def ingest_documents(
         self, collection: CollectionInfo, documents: Sequence[DocumentIn]
     ) -> list[IngestResult]:
-        return Ingestor(self._engine.store, self._engine.embedder, collection).ingest(documents)
+        engine = self._engine
+        return Ingestor(engine.store, engine.embedder, collection, engine.languages).ingest(
+            documents
+        )
 
     def start_worker(self, on_batch: Callable[[CollectionInfo], None]) -> Worker:
         worker = Worker(self._engine, on_batch=on_batch)

@@ -20,7 +20,7 @@ from indexer.readers import ReadError
 from search.collections import check_model
 from search.embedders import Embedder
 from search.errors import XlsearchError
-from search.language import detect_language
+from search.language import LanguageDetector
 from search.schemas import DocumentIn
 from search.store.repository import ChunkRecord, CollectionInfo, DocumentRecord, Store
 
@@ -78,11 +78,18 @@ class Ingestor:
     overlap: `prepare` (language, chunks), `embed` (database lookups, then the model for
     what changed) and `write` (one transaction per document)."""
 
-    def __init__(self, store: Store, embedder: Embedder, collection: CollectionInfo) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        collection: CollectionInfo,
+        languages: LanguageDetector | None = None,
+    ) -> None:
         check_model(collection, embedder)
         self._store = store
         self._embedder = embedder
         self._collection = collection
+        self._languages = languages or LanguageDetector()
         self._chunker = Chunker(
             embedder.count_tokens, collection.chunk_tokens, collection.chunk_overlap
         )
@@ -96,15 +103,23 @@ class Ingestor:
         return self.write(self.embed(self.prepare(documents)))
 
     def prepare(self, documents: Sequence[DocumentIn]) -> PreparedBatch:
-        """Detect languages and chunk; touches neither the database nor the model."""
+        """Chunk and detect languages; touches neither the database nor the model.
+
+        Languages are detected for the whole batch at once (documents without a `lang`, then
+        each chunk of documents with several), so a pool of processes can share the work.
+        """
+        latest = {document_id(doc): doc for doc in documents}
+        chunked = {doc_id: self._chunker.split(doc.text) for doc_id, doc in latest.items()}
+        wanted = [doc.text for doc in latest.values() if not doc.lang]
+        wanted += [c.text for chunks in chunked.values() if len(chunks) > 1 for c in chunks]
+        found = iter(self._languages.detect(wanted))
+        doc_langs = {doc_id: doc.lang or next(found) for doc_id, doc in latest.items()}
         drafts: dict[str, _Draft] = {}
-        for doc_id, doc in {document_id(doc): doc for doc in documents}.items():
-            record = self._record(doc_id, doc)
-            chunks = self._chunker.split(doc.text)
-            chunk_langs = [
-                record.lang if len(chunks) == 1 else detect_language(chunk.text) for chunk in chunks
-            ]
-            drafts[doc_id] = _Draft(record, chunks, chunk_langs)
+        for doc_id, doc in latest.items():
+            chunks = chunked[doc_id]
+            langs = [next(found) for _ in chunks] if len(chunks) > 1 else [doc_langs[doc_id]]
+            record = self._record(doc_id, doc, doc_langs[doc_id])
+            drafts[doc_id] = _Draft(record, chunks, langs[: len(chunks)])
         return PreparedBatch(list(documents), drafts)
 
     def embed(self, batch: PreparedBatch) -> EmbeddedBatch:
@@ -157,13 +172,13 @@ class Ingestor:
             )
         return [results[document_id(doc)] for doc in batch.documents]
 
-    def _record(self, doc_id: str, doc: DocumentIn) -> DocumentRecord:
+    def _record(self, doc_id: str, doc: DocumentIn, lang: str) -> DocumentRecord:
         return DocumentRecord(
             external_id=doc_id,
             text=doc.text,
             title=doc.title,
             url=doc.url,
-            lang=doc.lang or detect_language(doc.text),
+            lang=lang,
             content_hash=content_hash(doc.text),
             metadata=doc.metadata,
         )
@@ -204,13 +219,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def should_overlap(setting: str, embedder: Embedder) -> bool:
-    """`ingest_overlap` resolved: auto overlaps when the model does not use this CPU."""
-    if setting == "auto":
-        return not embedder.runs_on_local_cpu
-    return setting == "on"
 
 
 class _InlineExecutor(Executor):

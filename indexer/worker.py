@@ -24,7 +24,6 @@ from indexer.pipeline import (
     Ingestor,
     IngestSummary,
     ingest_stream,
-    should_overlap,
 )
 from indexer.readers import count_items, read_sources
 from search.engine import Engine
@@ -97,7 +96,8 @@ class Worker:
 
     def _ingest(self, job: JobInfo) -> None:
         collection = self._engine.store.get_collection(job.collection)
-        ingestor = Ingestor(self._engine.store, self._engine.embedder, collection)
+        engine = self._engine
+        ingestor = Ingestor(engine.store, engine.embedder, collection, engine.languages)
         source = Path(job.source["path"])
         if not job.total:
             job = replace(job, total=count_items([source]))
@@ -118,14 +118,8 @@ class Worker:
             return not keep_going or self._stop.is_set()
 
         try:
-            settings = self._engine.settings
-            summary = ingest_stream(
-                items,
-                ingestor,
-                settings.ingest_batch_documents,
-                record,
-                overlap=should_overlap(settings.ingest_overlap, self._engine.embedder),
-            )
+            batch_size = engine.settings.ingest_batch_documents
+            summary = ingest_stream(items, ingestor, batch_size, record, overlap=engine.overlap)
         except XlsearchError as exc:
             self._jobs.finish(job.id, self.name, "failed", str(exc))
             return

@@ -78,13 +78,13 @@ def ingest(
     """Read, chunk, embed and store documents; folders are read recursively."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from indexer.pipeline import Ingestor, IngestSummary, ingest_stream, should_overlap
+    from indexer.pipeline import Ingestor, IngestSummary, ingest_stream
     from indexer.readers import count_items, read_sources
     from search.collections import ensure_collection
 
     engine = _open_engine()
     target = ensure_collection(engine.store, engine.settings, engine.embedder, collection)
-    ingestor = Ingestor(engine.store, engine.embedder, target)
+    ingestor = Ingestor(engine.store, engine.embedder, target, engine.languages)
     started = time.perf_counter()
     columns = (
         TextColumn("[bold]ingest"),
@@ -107,7 +107,7 @@ def ingest(
             ingestor,
             engine.settings.ingest_batch_documents,
             show,
-            overlap=should_overlap(engine.settings.ingest_overlap, engine.embedder),
+            overlap=engine.overlap,
         )
     engine.indexes.snapshot(engine.indexes.get(target))
     elapsed = time.perf_counter() - started

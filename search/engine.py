@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from search.collections import DEFAULT_COLLECTION, ensure_collection
 from search.embedders import Embedder, load_embedder
 from search.index_manager import IndexManager
+from search.language import LanguageDetector
 from search.service import SearchService
 from search.settings import Settings
 from search.store import Store, open_store
+
+
+def should_overlap(setting: str, embedder: Embedder) -> bool:
+    """`ingest_overlap` resolved: auto overlaps when the model does not use this CPU."""
+    if setting == "auto":
+        return not embedder.runs_on_local_cpu
+    return setting == "on"
 
 
 @dataclass
@@ -22,6 +31,8 @@ class Engine:
     indexes: IndexManager
     searcher: SearchService
     owns_embedder: bool = False
+    overlap: bool = False  # ingest_stream's overlap for this process
+    languages: LanguageDetector = field(default_factory=LanguageDetector)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Engine:
@@ -34,10 +45,18 @@ class Engine:
             store, settings.index_dir, settings.ivf_min_vectors, use_gpu=settings.device != "cpu"
         )
         searcher = SearchService(store, embedder, indexes, settings.search_overfetch)
-        return cls(settings, store, embedder, indexes, searcher, owns_embedder)
+        overlap = should_overlap(settings.ingest_overlap, embedder)
+        processes = settings.language_processes
+        if processes is None:
+            processes = min(8, max(1, (os.cpu_count() or 1) - 2)) if overlap else 0
+        return cls(
+            settings, store, embedder, indexes, searcher, owns_embedder, overlap,
+            LanguageDetector(processes),
+        )
 
     def close(self) -> None:
         """Release the database connections, and the embedder when this engine loaded it."""
         self.store.engine.dispose()
+        self.languages.close()
         if self.owns_embedder:
             self.embedder.close()

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         description="Read, chunk and write documents while the model embeds others; auto: when "
         "the model runs on a GPU or a server, not on this CPU.",
     )
+    language_processes: int | None = Field(
+        None,
+        ge=0,
+        description="Processes that detect document languages while ingesting; default: none, "
+        "or up to 8 when ingestion overlaps (the model on a GPU or a server).",
+    )
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job without a heartbeat this long is taken over."
     )

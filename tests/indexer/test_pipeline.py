@@ -6,14 +6,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream, should_overlap
+from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
 from indexer.readers import ReadError
 from search.embedders import Embedder
-from search.engine import Engine
+from search.engine import Engine, should_overlap
+from search.language import LanguageDetector
 from search.schemas import DocumentIn
 
 TOPICS = ["tea", "coffee", "volcanoes", "the Moon", "glaciers", "trains", "honey bees"]
@@ -57,14 +59,15 @@ def totals(summary: IngestSummary) -> tuple[Any, ...]:
 
 
 def run(engine: Engine, overlap: bool, **kwargs: Any) -> IngestSummary:
-    ingestor = Ingestor(engine.store, engine.embedder, engine.store.get_collection("default"))
+    collection = engine.store.get_collection("default")
+    ingestor = Ingestor(engine.store, engine.embedder, collection, engine.languages)
     return ingest_stream(corpus(), ingestor, 3, overlap=overlap, **kwargs)
 
 
 def test_overlapped_ingestion_stores_and_reports_what_the_serial_one_does(
     make_engine: Callable[..., Engine],
 ) -> None:
-    serial, overlapped = make_engine(), make_engine()
+    serial, overlapped = make_engine(), make_engine(language_processes=2)
     reports: dict[bool, list[BatchReport]] = {False: [], True: []}
     for engine, overlap in ((serial, False), (overlapped, True)):
 
@@ -160,3 +163,22 @@ def test_empty_input(make_engine: Callable[..., Engine], overlap: bool) -> None:
 def run_items(engine: Engine, items: list[Any], overlap: bool) -> IngestSummary:
     ingestor = Ingestor(engine.store, engine.embedder, engine.store.get_collection("default"))
     return ingest_stream(items, ingestor, 3, overlap=overlap)
+
+
+def test_language_processes_detect_what_the_thread_does(
+    sample_documents: list[DocumentIn],
+) -> None:
+    texts = [doc.text for doc in sample_documents]
+    texts += [sentence for text in texts for sentence in text.split(". ")[:2]]
+    detector = LanguageDetector(processes=2)
+    try:
+        assert detector._pool is None  # nothing started until there is work
+        pooled = detector.detect(texts)
+        assert detector._pool is not None
+        pids = set(detector._pool._processes)
+        assert len(pids) == 2
+    finally:
+        detector.close()
+    assert pooled == LanguageDetector().detect(texts)
+    assert len(set(pooled)) >= 12  # the sample corpus's 12 languages, at least
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
