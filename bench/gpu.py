@@ -116,25 +116,38 @@ def timed(call: Callable[[], object]) -> float:
 # -- texts -------------------------------------------------------------------------------
 
 
-def sample_texts() -> list[str]:
+def sample_documents() -> list[dict[str, str]]:
     """The repository's own multilingual sample documents (12 languages)."""
     lines = (REPO_ROOT / "data" / "sample.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["text"] for line in lines]
+    return [json.loads(line) for line in lines]
+
+
+def sample_texts() -> list[str]:
+    return [document["text"] for document in sample_documents()]
 
 
 def texts_of_length(embedder: SentenceTransformerEmbedder, length: int, count: int) -> list[str]:
     """`count` different texts of at most `length` tokens (a few less where decoding and
-    encoding again disagree), stripped as the chunker sees them, cut from the sample
-    documents (repeated as needed) at different places."""
+    encoding again disagree), stripped as the chunker sees them. Each is in one language, the
+    languages taking turns: the sample documents of a language, repeated as needed, cut at
+    different places."""
     tokenizer = embedder.model.tokenizer
-    stream = tokenizer(" ".join(sample_texts()), add_special_tokens=False)["input_ids"]
+    by_language: dict[str, list[str]] = {}
+    for document in sample_documents():
+        by_language.setdefault(document["lang"], []).append(document["text"])
+    streams = [
+        tokenizer(" ".join(texts), add_special_tokens=False)["input_ids"]
+        for texts in by_language.values()
+    ]
     body = length - embedder.count_tokens("")  # room left by the special tokens
-    stream = stream * (1 + (body + count * 97) // len(stream))
     texts = []
     for n in range(count):
+        stream = streams[n % len(streams)]
+        start = (n // len(streams)) * 97
+        stream = stream * (1 + (start + body) // len(stream))
         size = body
         while True:
-            text = tokenizer.decode(stream[n * 97 : n * 97 + size]).strip()
+            text = tokenizer.decode(stream[start : start + size]).strip()
             excess = embedder.count_tokens(text) - length
             if excess <= 0:
                 break

@@ -126,8 +126,9 @@ class Ingestor:
         """Settle documents whose text is stored already; embed the chunks of the others."""
         settled: dict[str, IngestResult] = {}
         to_write: list[_Draft] = []
+        stored = self._store.find_documents(self._collection.id, list(batch.drafts))
         for doc_id, draft in batch.drafts.items():
-            existing = self._store.find_document(self._collection.id, doc_id)
+            existing = stored.get(doc_id)
             if existing is not None and existing.content_hash == draft.record.content_hash:
                 unchanged = existing == draft.record
                 if not unchanged:

@@ -195,6 +195,18 @@ class Store:
             row = session.scalar(self._document_query(collection_id, external_id))
             return _record(row) if row else None
 
+    def find_documents(
+        self, collection_id: int, external_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        """The stored documents among `external_ids`, by id, in one query."""
+        if not external_ids:
+            return {}
+        query = select(Document).where(
+            Document.collection_id == collection_id, Document.external_id.in_(external_ids)
+        )
+        with self.session() as session:
+            return {row.external_id: _record(row) for row in session.scalars(query)}
+
     def write_document(
         self, collection_id: int, record: DocumentRecord, chunks: Sequence[ChunkRecord]
     ) -> bool:

@@ -116,6 +116,8 @@ def test_same_content_is_not_embedded_again(
     stored = engine.store.find_document(engine.store.get_collection("default").id, "a")
     assert stored is not None and stored.title == "Der Eiffelturm"
     assert stored.metadata == {"city": "Paris"}
+    found = engine.store.find_documents(engine.store.get_collection("default").id, ["b", "a"])
+    assert found == {"a": stored}  # one query for a batch; absent ids are simply missing
 
 
 def test_same_id_replaces_the_document_and_buries_old_chunks(
