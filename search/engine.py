@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -12,6 +13,9 @@ from search.language import LanguageDetector
 from search.service import SearchService
 from search.settings import Settings
 from search.store import Store, open_store
+from search.vector_index import gpu_count
+
+log = logging.getLogger(__name__)
 
 
 def should_overlap(setting: str, embedder: Embedder) -> bool:
@@ -41,6 +45,13 @@ class Engine:
         owns_embedder = embedder is None
         embedder = embedder or load_embedder(settings)
         ensure_collection(store, settings, embedder, DEFAULT_COLLECTION)
+        device = str(embedder.describe().get("device", "cpu"))
+        if device.startswith("cuda") and gpu_count() == 0:
+            log.warning(
+                "the model runs on %s but this faiss has no GPU support, so indexes train and "
+                "search on the CPU; scripts/install-gpu.sh installs faiss-gpu-cu12",
+                device,
+            )
         indexes = IndexManager(
             store, settings.index_dir, settings.ivf_min_vectors, use_gpu=settings.device != "cpu"
         )

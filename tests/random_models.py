@@ -104,7 +104,10 @@ def build_random_qwen3(
             Qwen3Model(config).save_pretrained(base)
     finally:
         torch.set_default_dtype(default_dtype)
-    transformer = Transformer(str(base), max_seq_length=max_seq_length)
+    # Loaded back in `dtype`, so the folder saved below holds the weights once, at that size.
+    transformer = Transformer(
+        str(base), max_seq_length=max_seq_length, model_kwargs={"dtype": getattr(torch, dtype)}
+    )
     model = SentenceTransformer(
         modules=[transformer, Pooling(shape.hidden, pooling_mode="lasttoken"), Normalize()],
         prompts={"query": QUERY_PROMPT, "document": ""},
