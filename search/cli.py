@@ -207,6 +207,15 @@ def jobs(
     out.print(table)
 
 
+def _log_progress() -> None:
+    """Long-running commands log xlsearch's own INFO lines (model, jobs) to stderr."""
+    import logging
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("search", "indexer"):
+        logging.getLogger(ours).setLevel(logging.INFO)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [env XLSEARCH_HOST].")] = None,
@@ -220,6 +229,7 @@ def serve(
 
     from search.api import create_app
 
+    _log_progress()
     settings = _settings()
     uvicorn.run(
         create_app(settings, worker=worker),
@@ -235,14 +245,11 @@ def worker() -> None:
 
     With several XLSEARCH_DEVICES and XLSEARCH_MULTI_DEVICE=processes, runs one worker per device.
     """
-    import logging
     import signal
 
     from indexer.worker import Worker
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for ours in ("search", "indexer"):
-        logging.getLogger(ours).setLevel(logging.INFO)
+    _log_progress()
     settings = _settings()
     if len(settings.devices) > 1 and settings.multi_device == "processes":
         from indexer.device_workers import run_worker_per_device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ class Engine:
         owns_embedder = embedder is None
         embedder = embedder or load_embedder(settings)
         ensure_collection(store, settings, embedder, DEFAULT_COLLECTION)
-        device = str(embedder.describe().get("device", "cpu"))
+        described = embedder.describe()
+        log.info("embedding with %s", json.dumps(described))
+        device = str(described.get("device", "cpu"))
         if device.startswith("cuda") and gpu_count() == 0:
             log.warning(
                 "the model runs on %s but this faiss has no GPU support, so indexes train and "

@@ -106,7 +106,7 @@ class Embedder(ABC):
         return None
 
     def describe(self) -> dict[str, object]:
-        """A short description for logs, `xlsearch collections` and `/v1/models`."""
+        """A short description of the model and how it runs, logged when a process starts."""
         return {
             "name": self.name,
             "dimension": self.dimension,
