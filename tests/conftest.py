@@ -13,10 +13,12 @@ import pytest
 
 from search.embedders import Embedder
 from search.embedders.bundled import BundledEmbedder
+from search.embedders.sentence_transformers import SentenceTransformerEmbedder
 from search.engine import Engine
 from search.schemas import DocumentIn
 from search.settings import Settings
 from tests.postgres import PostgresServer, postgres_server
+from tests.random_models import build_tiny_qwen3
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample.jsonl"
@@ -26,6 +28,18 @@ SAMPLE = REPO / "data" / "sample.jsonl"
 def bundled_embedder() -> Embedder:
     """The real offline model, loaded once for the whole session."""
     return BundledEmbedder()
+
+
+@pytest.fixture(scope="session")
+def qwen3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3 embedding model saved as a sentence-transformers folder."""
+    return build_tiny_qwen3(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def qwen3(qwen3_folder: Path) -> SentenceTransformerEmbedder:
+    """That model loaded by the product's sentence-transformers backend, on the CPU."""
+    return SentenceTransformerEmbedder(str(qwen3_folder), device="cpu", batch_tokens=100_000)
 
 
 @pytest.fixture(scope="session")

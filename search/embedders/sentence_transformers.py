@@ -96,8 +96,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._model = self._load(model, self.device)
         self._model.eval()
         self._tokenizer = self._model.tokenizer
-        # Chunking counts tokens in another thread while a batch is tokenised for the model;
-        # a fast tokenizer must not be used by two threads at once ("Already borrowed").
+        # Chunking counts tokens in another thread while batches are tokenised for the model.
+        # A fast tokenizer keeps its padding and truncation as state that every call sets, so a
+        # shared one lets a count switch padding off under a batch ("Unable to create tensor").
         self._counting_tokenizer = copy.deepcopy(self._tokenizer)
         self._saved_prompts = {
             k: v for k, v in (self._model.prompts or {}).items() if v is not None
@@ -117,11 +118,12 @@ class SentenceTransformerEmbedder(Embedder):
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or self._tokenizer.model_max_length)
         self._pool: Any = None  # sentence-transformers' pool: queues and processes
-        if pool_devices and len(pool_devices) > 1:
+        self._pool_devices = pool_devices if pool_devices and len(pool_devices) > 1 else []
+        if self._pool_devices:
             # The pool's processes receive a CPU copy (sentence-transformers moves the model it
             # starts from to the CPU), so this process keeps its own model on `device`.
-            self._pool = self._load(model, "cpu").start_multi_process_pool(pool_devices)
-            log.info("Embedding documents on %s", ", ".join(pool_devices))
+            self._pool = self._load(model, "cpu").start_multi_process_pool(self._pool_devices)
+            log.info("Embedding documents on %s", ", ".join(self._pool_devices))
 
     def _load(self, model: str, device: str) -> Any:
         from sentence_transformers import SentenceTransformer
@@ -151,7 +153,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def runs_on_local_cpu(self) -> bool:
-        return self.device == "cpu" and self._pool is None
+        return any(device.startswith("cpu") for device in [self.device, *self._pool_devices])
 
     def describe(self) -> dict[str, object]:
         config = getattr(self._model[0], "auto_model", None)

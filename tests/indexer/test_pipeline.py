@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
@@ -182,3 +183,24 @@ def test_language_processes_detect_what_the_thread_does(
     assert pooled == LanguageDetector().detect(texts)
     assert len(set(pooled)) >= 12  # the sample corpus's 12 languages, at least
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_overlap_with_a_sentence_transformers_model_matches_serial(
+    make_engine: Callable[..., Engine], qwen3: Embedder
+) -> None:
+    # The chunker counts tokens in the prepare thread while this thread tokenises padded
+    # batches for the model (one shared tokenizer failed here: "Unable to create tensor"),
+    # and chunk languages are detected in other processes.
+    paragraphs = [doc.text for doc in corpus() if isinstance(doc, DocumentIn)]
+    documents = [DocumentIn(id=f"p{n}", text=text) for n, text in enumerate(paragraphs * 4)]
+    documents += [DocumentIn(id=f"long{n}", text=" ".join(paragraphs * 12)) for n in range(3)]
+    stored_vectors = []
+    for overlap in (False, True):
+        engine = make_engine(embedder=qwen3, language_processes=2 if overlap else 0)
+        collection = engine.store.get_collection("default")
+        ingestor = Ingestor(engine.store, qwen3, collection, engine.languages)
+        summary = ingest_stream(documents, ingestor, 4, overlap=overlap)
+        assert summary.documents == len(documents) and summary.chunks > len(documents)
+        pages = list(engine.store.vectors_after(collection.id, 0, collection.dimension))
+        stored_vectors.append(np.vstack([vectors for _, vectors in pages]))
+    np.testing.assert_allclose(stored_vectors[0], stored_vectors[1], atol=1e-5)
