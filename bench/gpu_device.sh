@@ -3,7 +3,8 @@
 # but no internet (the development workplace's lent H200: Python 3.12).
 #
 #   bash bench/gpu_device.sh --fetch   # here, with internet: the wheels it lacks into .whl/
-#   bash bench/gpu_device.sh           # there: install them into /tmp/site, run, tables to $OUT
+#   bash bench/gpu_device.sh           # there: install them, run the GPU tests and the bench
+#                                      # (results in $OUT, or bench-results/)
 #
 # faiss-cpu is carried because faiss's GPU wheels (faiss-gpu-cu12) need CUDA 12 libraries of
 # several hundred MB; on a machine that has them, `pip install faiss-gpu-cu12` instead and the
@@ -33,5 +34,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 out=${OUT:-bench-results}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu-smi.txt"
+# The GPU tests first (a minute); their result is kept, the bench runs either way.
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/search/test_gpu_embedder.py \
+  tests/search/test_vector_index.py 2>&1 | tee "$out/gpu-tests.txt" || true
 python3 bench/gpu.py --repeats 2 --json "$out/gpu.json" "$@" 2> "$out/gpu-progress.log" \
   | tee "$out/gpu.md"
