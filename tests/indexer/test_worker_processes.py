@@ -167,3 +167,37 @@ def test_one_worker_per_device_shares_the_queue_and_stops_together(
     }
     assert len(takers) == 2
     assert engine.store.count_documents(collection.id) == 48
+
+
+def test_a_worker_spreads_documents_over_a_pool_of_devices(
+    tmp_path: Path, qwen3_folder: Path
+) -> None:
+    # `python -m search worker` with a sentence-transformers pool of two (CPU) processes.
+    data_dir = tmp_path / "data"
+    env = {
+        "XLSEARCH_EMBEDDER": "sentence-transformers",
+        "XLSEARCH_MODEL": str(qwen3_folder),
+        "XLSEARCH_DEVICE": "cpu",
+        "XLSEARCH_DEVICES": '["cpu", "cpu"]',
+        "XLSEARCH_MULTI_DEVICE": "pool",
+        "XLSEARCH_BATCH_TOKENS": "64",  # several batches a call, so the pool is used
+    }
+    engine = Engine.open(Settings(data_dir=data_dir, **{
+        k.removeprefix("XLSEARCH_").lower(): v for k, v in env.items() if "DEVICES" not in k
+    }))
+    collection = engine.store.get_collection("default")
+    jobs = JobStore(engine.store)
+    source = tmp_path / "docs.jsonl"
+    write_corpus(source, 24)
+    job_id = jobs.submit(collection.id, {"path": str(source)}, 0)
+    worker = xlsearch_process(data_dir, "worker", **env)
+    try:
+        wait_until(lambda: jobs.get(job_id).status == "succeeded", 180, "the job")
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=60) == 0
+    log = next(data_dir.parent.glob(f"{data_dir.name}-worker-*.log")).read_text()
+    assert "Embedding documents on cpu, cpu" in log
+    assert log.count("waiting for jobs") == 1  # no second command line in the pool's processes
+    assert engine.store.count_documents(collection.id) == 24
+    engine.close()
