@@ -7,6 +7,7 @@ import importlib.util
 import json
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,17 @@ def _config_model_type(model: str) -> str | None:
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model with its family's prompts, batched by token budget.
 
-    The forward loop is the product's own rather than `SentenceTransformer.encode`: texts are
-    tokenised once for planning, each batch is copied to the GPU from pinned memory without
-    waiting, and the vectors stay on the device until one copy back at the end of the call,
-    so the CPU prepares the next batch while the GPU runs the current one.
+    The forward loop is the product's own rather than `SentenceTransformer.encode`: each
+    batch is copied to the GPU from pinned memory without waiting, and the vectors stay on the
+    device until one copy back at the end of the call, so this loop adds no synchronisation of
+    its own (the attention masks of transformers still sync once per batch). Requests and the
+    worker share one model from several threads; tokenising is serialised because a tokenizer
+    keeps its padding and truncation as state that every call sets.
 
     With `pool_devices`, document calls of more than one batch are spread over
-    sentence-transformers' multi-process pool (one process per device); queries stay on
-    `device` in this process, where they are fastest to answer.
+    sentence-transformers' multi-process pool (one process per device), one call at a time: a
+    call that finds the pool busy, and every call after a pool failure, runs in this process.
+    Queries always run here, on `device`.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._model = self._load(model, self.device)
         self._model.eval()
         self._tokenizer = self._model.tokenizer
+        self._tokenizer_lock = threading.Lock()
         # Chunking counts tokens in another thread while batches are tokenised for the model.
         # A fast tokenizer keeps its padding and truncation as state that every call sets, so a
         # shared one lets a count switch padding off under a batch ("Unable to create tensor").
@@ -118,6 +123,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or self._tokenizer.model_max_length)
         self._pool: Any = None  # sentence-transformers' pool: queues and processes
+        self._pool_lock = threading.Lock()  # its queues serve one call at a time
         self._pool_devices = pool_devices if pool_devices and len(pool_devices) > 1 else []
         if self._pool_devices:
             # The pool's processes receive a CPU copy (sentence-transformers moves the model it
@@ -156,8 +162,8 @@ class SentenceTransformerEmbedder(Embedder):
         return any(device.startswith("cpu") for device in [self.device, *self._pool_devices])
 
     def describe(self) -> dict[str, object]:
-        config = getattr(self._model[0], "auto_model", None)
-        attention = getattr(getattr(config, "config", None), "_attn_implementation", None)
+        transformer = getattr(self._model[0], "auto_model", None)
+        attention = getattr(getattr(transformer, "config", None), "_attn_implementation", None)
         return {
             **super().describe(),
             "device": self.device,
@@ -173,14 +179,22 @@ class SentenceTransformerEmbedder(Embedder):
             self._pool = None
 
     def _token_lengths(self, texts: list[str]) -> list[int]:
-        encoded = self._tokenizer(texts, add_special_tokens=True)["input_ids"]
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(texts, add_special_tokens=True)["input_ids"]
         return [min(len(ids), self.max_tokens) for ids in encoded]
+
+    def _tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """Padded model inputs for one batch (on the CPU)."""
+        with self._tokenizer_lock:
+            return dict(self._model.preprocess(texts))
 
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
         lengths = self._token_lengths(texts)
         batches = plan_batches(lengths, self._batch_tokens, self._max_batch_size)
         if self._pool is not None and not is_query and len(batches) > 1:
-            return self._encode_on_pool(texts, lengths)
+            pooled = self._encode_on_pool(texts, lengths)
+            if pooled is not None:
+                return pooled
         return self._forward(texts, batches, self._query_stream if is_query else None)
 
     def plan(self, texts: list[str]) -> list[list[int]]:
@@ -200,13 +214,13 @@ class SentenceTransformerEmbedder(Embedder):
         self, texts: list[str], batches: list[list[int]], stream: Any = None
     ) -> np.ndarray:
         """Embed `texts` batch by batch (indices from `plan`) on `stream` (None: the default
-        one); one device sync at the end."""
+        one); the vectors come back in one copy at the end."""
         import torch
 
         outputs = []
         with torch.inference_mode(), torch.cuda.stream(stream):
             for batch in batches:
-                features = self.to_device(self._model.preprocess([texts[i] for i in batch]))
+                features = self.to_device(self._tokenize([texts[i] for i in batch]))
                 outputs.append(self._model(features)["sentence_embedding"])
             if not outputs:
                 return np.zeros((0, self.dimension), dtype=np.float32)
@@ -224,18 +238,31 @@ class SentenceTransformerEmbedder(Embedder):
             return value.pin_memory().to(self.device, non_blocking=True)
         return value.to(self.device)
 
-    def _encode_on_pool(self, texts: list[str], lengths: list[int]) -> np.ndarray:
+    def _encode_on_pool(self, texts: list[str], lengths: list[int]) -> np.ndarray | None:
         """Spread a document call over the pool; a batch holds as many texts as fit the token
-        budget at the call's longest text (the pool batches by count, not by tokens)."""
-        batch_size = max(1, min(self._max_batch_size, self._batch_tokens // max(lengths)))
-        chunk_size = max(batch_size, math.ceil(len(texts) / len(self._pool["processes"]) / 4))
-        vectors = self._model.encode(
-            texts,
-            pool=self._pool,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            prompt="",  # prompts were applied by format_query/format_document
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        budget at the call's longest text (the pool batches by count, not by tokens).
+
+        None when the pool is busy with another call, or has just failed: its queues may then
+        hold a dead call's results, so it is shut down and this process embeds from now on.
+        """
+        if not self._pool_lock.acquire(blocking=False):
+            return None
+        try:
+            batch_size = max(1, min(self._max_batch_size, self._batch_tokens // max(lengths)))
+            chunk_size = max(batch_size, math.ceil(len(texts) / len(self._pool_devices) / 4))
+            vectors = self._model.encode(
+                texts,
+                pool=self._pool,
+                batch_size=batch_size,
+                chunk_size=chunk_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                prompt="",  # prompts were applied by format_query/format_document
+            )
+            return np.asarray(vectors, dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001 - any pool failure: carry on without it
+            log.error("the embedding pool failed (%s); documents are embedded here from now", exc)
+            self.close()
+            return None
+        finally:
+            self._pool_lock.release()

@@ -3,6 +3,9 @@ tiny random Qwen3 built by the test (prompts, padding, batching, Matryoshka)."""
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -135,10 +138,10 @@ def test_pool_spreads_documents_over_processes_and_matches_one_process(
         str(qwen3_folder), device="cpu", batch_tokens=200, pool_devices=["cpu", "cpu"]
     )
     try:
-        assert pooled.runs_on_local_cpu  # CPU processes: ingestion does not overlap
         processes = pooled._pool["processes"] if pooled._pool else []
         assert len(processes) == 2 and all(p.is_alive() for p in processes)
         pids = [p.pid for p in processes]
+        assert pooled.runs_on_local_cpu  # CPU processes: ingestion does not overlap
         np.testing.assert_allclose(
             pooled.embed_documents(texts), qwen3.embed_documents(texts), atol=1e-5
         )
@@ -148,6 +151,45 @@ def test_pool_spreads_documents_over_processes_and_matches_one_process(
             qwen3.embed_queries(["Wo steht der Eiffelturm?"]),
             atol=1e-5,
         )
+        # A pool process dies: the call still gets its vectors, from this process, and the
+        # pool (whose queues could hold a dead call's results) is shut down for good.
+        processes[0].kill()
+        np.testing.assert_allclose(
+            pooled.embed_documents(texts), qwen3.embed_documents(texts), atol=1e-5
+        )
+        assert pooled._pool is None
     finally:
         pooled.close()
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_queries_and_documents_from_several_threads(qwen3: SentenceTransformerEmbedder) -> None:
+    # The API's request threads embed queries while its worker thread embeds documents with
+    # the same model; a batch must never be tokenised with another call's padding settings.
+    documents, questions = TEXTS * 6, TEXTS[1:]
+    expected = qwen3.embed_documents(documents), qwen3.embed_queries(questions)
+    failures: list[BaseException] = []
+
+    def repeat(call: Callable[[], np.ndarray], want: np.ndarray, times: int) -> None:
+        try:
+            for _ in range(times):
+                np.testing.assert_allclose(call(), want, atol=1e-5)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=repeat, args=(lambda: qwen3.embed_documents(documents),
+                                              expected[0], 40)),
+        *(threading.Thread(target=repeat, args=(lambda: qwen3.embed_queries(questions),
+                                                expected[1], 80)) for _ in range(2)),
+    ]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up at once
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures, failures[0]
