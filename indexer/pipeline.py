@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal, TypeVar
@@ -57,10 +58,12 @@ class _Draft:
 
 @dataclass(frozen=True)
 class PreparedBatch:
-    """A batch after the work that needs neither the database nor the model."""
+    """A batch after the work that needs no model and writes nothing."""
 
-    documents: list[DocumentIn]
-    drafts: dict[str, _Draft]  # by document id; a later duplicate id wins
+    documents: list[DocumentIn]  # as given: the results follow this order
+    latest: dict[str, DocumentIn]  # by id; a later duplicate id wins
+    drafts: dict[str, _Draft]  # documents whose text looked new: chunked
+    kept: dict[str, DocumentRecord]  # documents whose text looked stored: not chunked
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,16 @@ class EmbeddedBatch:
     """A batch compared with what is stored, changed documents embedded, ready to write."""
 
     documents: list[DocumentIn]
-    settled: dict[str, IngestResult]  # unchanged or metadata-only: already final
+    settled: dict[str, IngestResult]  # unchanged, or only title/url/lang/metadata changed
+    updates: list[DocumentRecord]  # those metadata-only changes, applied by `write`
     to_write: list[_Draft]
     vectors: np.ndarray  # rows follow the chunks of `to_write`, in order
 
 
 class Ingestor:
     """Ingests batches of documents into one collection, in three steps that a pipeline can
-    overlap: `prepare` (language, chunks), `embed` (database lookups, then the model for
-    what changed) and `write` (one transaction per document)."""
+    overlap: `prepare` (stored versions, chunks, languages), `embed` (what changed, compared
+    with what is stored now) and `write` (one transaction per document)."""
 
     def __init__(
         self,
@@ -103,50 +107,72 @@ class Ingestor:
         return self.write(self.embed(self.prepare(documents)))
 
     def prepare(self, documents: Sequence[DocumentIn]) -> PreparedBatch:
-        """Chunk and detect languages; touches neither the database nor the model.
+        """Chunk and detect the languages of documents whose text is not stored yet.
 
-        Languages are detected for the whole batch at once (documents without a `lang`, then
-        each chunk of documents with several), so a pool of processes can share the work.
+        What is stored is read once for the batch; it is a hint only (a write still in
+        flight may change it), and `embed` looks again. A document whose text looks stored
+        keeps the stored language unless it gives one.
         """
         latest = {document_id(doc): doc for doc in documents}
-        chunked = {doc_id: self._chunker.split(doc.text) for doc_id, doc in latest.items()}
-        wanted = [doc.text for doc in latest.values() if not doc.lang]
+        stored = self._store.find_documents(self._collection.id, list(latest))
+        kept: dict[str, DocumentRecord] = {}
+        for doc_id, doc in latest.items():
+            found = stored.get(doc_id)
+            if found is not None and found.content_hash == content_hash(doc.text):
+                kept[doc_id] = self._record(doc_id, doc, doc.lang or found.lang)
+        fresh = {doc_id: doc for doc_id, doc in latest.items() if doc_id not in kept}
+        return PreparedBatch(list(documents), latest, self._drafts(fresh), kept)
+
+    def _drafts(self, documents: dict[str, DocumentIn]) -> dict[str, _Draft]:
+        """Chunks and languages, detected for all documents at once (those without a `lang`,
+        then each chunk of those with several) so a pool of processes can share the work."""
+        chunked = {doc_id: self._chunker.split(doc.text) for doc_id, doc in documents.items()}
+        wanted = [doc.text for doc in documents.values() if not doc.lang]
         wanted += [c.text for chunks in chunked.values() if len(chunks) > 1 for c in chunks]
         found = iter(self._languages.detect(wanted))
-        doc_langs = {doc_id: doc.lang or next(found) for doc_id, doc in latest.items()}
+        doc_langs = {doc_id: doc.lang or next(found) for doc_id, doc in documents.items()}
         drafts: dict[str, _Draft] = {}
-        for doc_id, doc in latest.items():
+        for doc_id, doc in documents.items():
             chunks = chunked[doc_id]
             langs = [next(found) for _ in chunks] if len(chunks) > 1 else [doc_langs[doc_id]]
             record = self._record(doc_id, doc, doc_langs[doc_id])
             drafts[doc_id] = _Draft(record, chunks, langs[: len(chunks)])
-        return PreparedBatch(list(documents), drafts)
+        return drafts
 
     def embed(self, batch: PreparedBatch) -> EmbeddedBatch:
-        """Settle documents whose text is stored already; embed the chunks of the others."""
+        """Settle documents whose text is stored; embed the chunks of the others. Writes
+        nothing, so a pipeline told to stop can drop the batch."""
         settled: dict[str, IngestResult] = {}
+        updates: list[DocumentRecord] = []
         to_write: list[_Draft] = []
-        stored = self._store.find_documents(self._collection.id, list(batch.drafts))
-        for doc_id, draft in batch.drafts.items():
+        changed_since: dict[str, DocumentIn] = {}
+        stored = self._store.find_documents(self._collection.id, list(batch.latest))
+        for doc_id in batch.latest:
+            draft = batch.drafts.get(doc_id)
+            record = draft.record if draft else batch.kept[doc_id]
             existing = stored.get(doc_id)
-            if existing is not None and existing.content_hash == draft.record.content_hash:
-                unchanged = existing == draft.record
-                if not unchanged:
-                    self._store.update_document_fields(self._collection.id, draft.record)
-                settled[doc_id] = IngestResult(
-                    doc_id, "unchanged" if unchanged else "updated", 0, 0
-                )
-            else:
+            if existing is not None and existing.content_hash == record.content_hash:
+                if existing != record:
+                    updates.append(record)
+                status: Outcome = "unchanged" if existing == record else "updated"
+                settled[doc_id] = IngestResult(doc_id, status, 0, 0)
+            elif draft is not None:
                 to_write.append(draft)
+            else:  # looked stored when prepared; a write in flight has changed it since
+                changed_since[doc_id] = batch.latest[doc_id]
+        to_write += self._drafts(changed_since).values()
         vectors = self._embedder.embed_documents(
             [chunk.text for draft in to_write for chunk in draft.chunks],
             instruction=self._collection.document_instruction,
             dimension=self._collection.dimension,
         )
-        return EmbeddedBatch(batch.documents, settled, to_write, vectors)
+        return EmbeddedBatch(batch.documents, settled, updates, to_write, vectors)
 
     def write(self, batch: EmbeddedBatch) -> list[IngestResult]:
-        """Write each changed document with its chunks and vectors, one transaction each."""
+        """Write each changed document with its chunks and vectors, one transaction each,
+        and the metadata-only changes."""
+        for record in batch.updates:
+            self._store.update_document_fields(self._collection.id, record)
         results = dict(batch.settled)
         offset = 0
         for draft in batch.to_write:
@@ -274,6 +300,9 @@ class _Flight:
         return self.read_errors + [(document_id(doc), self.failure) for doc in self.documents]
 
 
+Written = tuple["_Flight", Future[list[IngestResult] | None]]
+
+
 def ingest_stream(
     items: Iterable[DocumentIn | ReadError],
     ingestor: Ingestor,
@@ -285,46 +314,64 @@ def ingest_stream(
     """Ingest readers' output in batches of `batch_size` items, in order.
 
     Read errors and documents that fail are reported and the rest goes on. After each batch
-    `on_batch(summary, report)` is called once the batch is committed; returning True stops.
-    Items are reported strictly in order, so a caller can resume after `summary.items`.
+    `on_batch(summary, report)` is called once the batch is committed; returning True stops,
+    and nothing of a later batch is written. Batches are reported strictly in order, so a
+    caller can resume after `summary.items`; a batch committed before an error is reported
+    before the error is raised.
 
     With `overlap`, batch n+1 is read and prepared (in one thread) and batch n-1 is written
     (in another) while this thread embeds batch n, so a GPU or an embedding server does not
-    wait for the CPU's work. A batch that shares a document id with the batch being written waits
-    for that write, so it is compared with what is really stored.
+    wait for the CPU's work. A batch that shares a document id with the batch being written
+    waits for that write, so it is compared with what is really stored. Without, each step
+    runs in this thread and a batch is reported as soon as it is written; the next batch is
+    read and prepared ahead all the same.
     """
     summary = IngestSummary()
+    batches = batched(items, batch_size)
 
-    def report(flight: _Flight, written: Future[list[IngestResult] | None]) -> bool:
-        for result in written.result() or []:
+    def take_next() -> tuple[_Flight, PreparedBatch | None] | None:
+        """Read and prepare the next batch (in the preparing thread); None at the end."""
+        taken = next(batches, None)
+        if taken is None:
+            return None
+        flight = _Flight.of(taken)
+        return flight, flight.attempt(ingestor.prepare, flight.documents)
+
+    def report(written: Written) -> bool:
+        flight, future = written
+        for result in future.result() or []:
             summary.add(result)
         summary.items += flight.items
         summary.errors.extend(flight.errors)
         return bool(on_batch and on_batch(summary, BatchReport(flight.items, flight.errors)))
 
+    writing: Written | None = None  # the batch whose write may still be running
+
+    def settle() -> bool:
+        """Report the batch being written, once written; True when `on_batch` says stop."""
+        nonlocal writing
+        done, writing = writing, None
+        return done is not None and report(done)
+
     with _executor(overlap, "xlsearch-prepare") as preparer, _executor(
         overlap, "xlsearch-write"
     ) as writer:
-        flights = (_Flight.of(batch) for batch in batched(items, batch_size))
-
-        def start(flight: _Flight | None) -> tuple[_Flight, Future[PreparedBatch | None]] | None:
-            if flight is None:
-                return None
-            return flight, preparer.submit(flight.attempt, ingestor.prepare, flight.documents)
-
-        upcoming = start(next(flights, None))
-        writing: tuple[_Flight, Future[list[IngestResult] | None]] | None = None
-        while upcoming is not None:
-            flight, prepared = upcoming
-            upcoming = start(next(flights, None))
-            if writing is not None and writing[0].ids & flight.ids:
-                if report(*writing):
+        try:
+            upcoming = preparer.submit(take_next)
+            while (taken := upcoming.result()) is not None:
+                flight, prepared = taken
+                upcoming = preparer.submit(take_next)
+                if writing is not None and writing[0].ids & flight.ids and settle():
                     return summary
-                writing = None
-            embedded = flight.attempt(ingestor.embed, prepared.result())
-            if writing is not None and report(*writing):
-                return summary
-            writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)
-        if writing is not None:
-            report(*writing)
+                embedded = flight.attempt(ingestor.embed, prepared)
+                if settle():
+                    return summary
+                writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)
+                if writing[1].done() and settle():  # always done without overlap
+                    return summary
+            settle()
+        except BaseException:
+            with suppress(Exception):  # a committed batch is counted before the error
+                settle()
+            raise
     return summary

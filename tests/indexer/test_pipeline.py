@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,15 @@ def test_overlap_prepares_and_writes_in_their_own_threads_while_embedding(
     )
     ingestor.events = []
     documents = [DocumentIn(id=f"n{i}", text=f"Note {i} about {t}.") for i, t in enumerate(TOPICS)]
-    ingest_stream(documents * 2, ingestor, 2, overlap=True)
+    readers: set[str] = set()
+
+    def read() -> Iterator[DocumentIn]:
+        for document in documents * 2:
+            readers.add(threading.current_thread().name.split("_")[0])
+            yield document
+
+    ingest_stream(read(), ingestor, 2, overlap=True)
+    assert readers == {"xlsearch-prepare"}  # files are read off the thread that embeds
     threads = {step: {e[1].split("_")[0] for e in ingestor.events if e[0] == step}
                for step in ("prepare", "embed", "write")}
     assert threads == {
@@ -204,3 +212,72 @@ def test_overlap_with_a_sentence_transformers_model_matches_serial(
         pages = list(engine.store.vectors_after(collection.id, 0, collection.dimension))
         stored_vectors.append(np.vstack([vectors for _, vectors in pages]))
     np.testing.assert_allclose(stored_vectors[0], stored_vectors[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_stop_leaves_later_metadata_changes_unwritten(
+    make_engine: Callable[..., Engine], overlap: bool
+) -> None:
+    engine = make_engine()
+    collection = engine.store.get_collection("default")
+    Ingestor(engine.store, engine.embedder, collection).ingest([note(0)])
+    items = [note(1), note(2), note(0, title="Retitled")]  # batches [1, 2] and [0]
+    ingestor = Ingestor(engine.store, engine.embedder, collection)
+    summary = ingest_stream(items, ingestor, 2, lambda *_: True, overlap=overlap)
+    assert summary.items == 2
+    stored = engine.store.find_document(collection.id, "d0")
+    assert stored is not None and stored.title is None
+
+
+class FailingIngestor(Ingestor):
+    """Embeds the first batch, then fails with an unexpected error."""
+
+    embedded = 0
+
+    def embed(self, batch: Any) -> Any:
+        self.embedded += 1
+        if self.embedded > 1:
+            raise RuntimeError("the GPU fell off the bus")
+        return super().embed(batch)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_committed_batch_is_reported_before_an_error(
+    make_engine: Callable[..., Engine], overlap: bool
+) -> None:
+    engine = make_engine()
+    collection = engine.store.get_collection("default")
+    ingestor = FailingIngestor(engine.store, engine.embedder, collection)
+    reported: list[int] = []
+    with pytest.raises(RuntimeError, match="fell off"):
+        ingest_stream(
+            [note(n) for n in range(4)],
+            ingestor,
+            2,
+            lambda summary, report: reported.append(summary.items) is not None,
+            overlap=overlap,
+        )
+    assert reported == [2]  # the first batch was written: its items count for a resume
+    assert engine.store.count_documents(collection.id) == 2
+
+
+class CountingDetector(LanguageDetector):
+    texts = 0
+
+    def detect(self, texts: Any, trials: int = 7) -> list[str]:
+        self.texts += len(texts)
+        return super().detect(texts, trials)
+
+
+def test_unchanged_documents_are_neither_chunked_nor_detected_again(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    detector = CountingDetector()
+    collection = engine.store.get_collection("default")
+    ingestor = Ingestor(engine.store, engine.embedder, collection, detector)
+    documents = [note(n) for n in range(6)]
+    ingest_stream(documents, ingestor, 3, overlap=True)
+    first = detector.texts
+    again = ingest_stream(documents, ingestor, 3, overlap=True)
+    assert (first, detector.texts - first, again.unchanged) == (6, 0, 6)
