@@ -14,6 +14,7 @@ import sys
 import time
 from types import FrameType
 
+from search.language import default_language_processes
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,11 @@ def run_worker_per_device(settings: Settings, poll_interval_s: float = 0.5) -> i
         "XLSEARCH_DATABASE_URL": settings.resolved_database_url,
         "XLSEARCH_DEVICES": "[]",
     }
-    for device in settings.devices:
-        env = {**os.environ, **shared, "XLSEARCH_DEVICE": device}
-        child = subprocess.Popen([sys.executable, "-m", "search", "worker"], env=env)
-        log.info("started a worker on %s (pid %d)", device, child.pid)
-        children.append((device, child))
-
+    on_cpu = all(device.startswith("cpu") for device in settings.devices)
+    if settings.language_processes is None and not on_cpu:
+        # Each GPU worker would take the host's default number of detection processes.
+        share = max(1, default_language_processes() // len(settings.devices))
+        shared["XLSEARCH_LANGUAGE_PROCESSES"] = str(share)
     stopping = False
 
     def stop_all(_signum: int = 0, _frame: FrameType | None = None) -> None:
@@ -49,6 +49,13 @@ def run_worker_per_device(settings: Settings, poll_interval_s: float = 0.5) -> i
     previous = signal.signal(signal.SIGTERM, stop_all)
     status = 0
     try:
+        for device in settings.devices:
+            if stopping:
+                break
+            env = {**os.environ, **shared, "XLSEARCH_DEVICE": device}
+            child = subprocess.Popen([sys.executable, "-m", "search", "worker"], env=env)
+            log.info("started a worker on %s (pid %d)", device, child.pid)
+            children.append((device, child))
         while any(child.poll() is None for _, child in children):
             for device, child in children:
                 code = child.poll()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -82,45 +83,46 @@ def ingest(
     from indexer.readers import count_items, read_sources
     from search.collections import ensure_collection
 
-    engine = _open_engine()
-    target = ensure_collection(engine.store, engine.settings, engine.embedder, collection)
-    ingestor = Ingestor(engine.store, engine.embedder, target, engine.languages)
-    started = time.perf_counter()
-    columns = (
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rates]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err) as progress:
-        task = progress.add_task("ingest", total=count_items(paths), rates="")
-
-        def show(summary: IngestSummary, _batch: object) -> bool:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rates = f"{summary.items / elapsed:.1f} docs/s, {summary.chunks / elapsed:.1f} chunks/s"
-            progress.update(task, completed=summary.items, rates=rates)
-            return False
-
-        summary = ingest_stream(
-            read_sources(paths),
-            ingestor,
-            engine.settings.ingest_batch_documents,
-            show,
-            overlap=engine.overlap,
+    with closing(_open_engine()) as engine:  # stops language processes, model pools
+        target = ensure_collection(engine.store, engine.settings, engine.embedder, collection)
+        ingestor = Ingestor(engine.store, engine.embedder, target, engine.languages)
+        started = time.perf_counter()
+        columns = (
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rates]}"),
+            TimeElapsedColumn(),
         )
-    engine.indexes.snapshot(engine.indexes.get(target))
-    elapsed = time.perf_counter() - started
-    out.print(
-        f"{summary.documents} documents in {elapsed:.1f}s into {collection!r}: "
-        f"{summary.created} new, {summary.replaced} replaced, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged; {summary.chunks} chunks, {summary.tokens} tokens; "
-        f"{len(summary.errors)} failed"
-    )
-    for source, reason in summary.errors:
-        err.print(f"[red]failed[/red] {source}: {reason}", highlight=False, markup=True)
-    if summary.errors:
-        raise typer.Exit(1)
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("ingest", total=count_items(paths), rates="")
+
+            def show(summary: IngestSummary, _batch: object) -> bool:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                docs, chunks = summary.items / elapsed, summary.chunks / elapsed
+                rates = f"{docs:.1f} docs/s, {chunks:.1f} chunks/s"
+                progress.update(task, completed=summary.items, rates=rates)
+                return False
+
+            summary = ingest_stream(
+                read_sources(paths),
+                ingestor,
+                engine.settings.ingest_batch_documents,
+                show,
+                overlap=engine.overlap,
+            )
+        engine.indexes.snapshot(engine.indexes.get(target))
+        elapsed = time.perf_counter() - started
+        out.print(
+            f"{summary.documents} documents in {elapsed:.1f}s into {collection!r}: "
+            f"{summary.created} new, {summary.replaced} replaced, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged; {summary.chunks} chunks, {summary.tokens} tokens; "
+            f"{len(summary.errors)} failed"
+        )
+        for source, reason in summary.errors:
+            err.print(f"[red]failed[/red] {source}: {reason}", highlight=False, markup=True)
+        if summary.errors:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -264,6 +266,8 @@ def worker() -> None:
         running.run()
     except KeyboardInterrupt:
         running.stop(timeout_s=0)
+    finally:
+        engine.close()
 
 
 @app.command()

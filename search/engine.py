@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 
 from search.collections import DEFAULT_COLLECTION, ensure_collection
 from search.embedders import Embedder, load_embedder
 from search.index_manager import IndexManager
-from search.language import LanguageDetector
+from search.language import LanguageDetector, default_language_processes
 from search.service import SearchService
 from search.settings import Settings
 from search.store import Store, open_store
@@ -62,7 +61,7 @@ class Engine:
         overlap = should_overlap(settings.ingest_overlap, embedder)
         processes = settings.language_processes
         if processes is None:
-            processes = min(8, max(1, (os.cpu_count() or 1) - 2)) if overlap else 0
+            processes = default_language_processes() if overlap else 0
         return cls(
             settings, store, embedder, indexes, searcher, owns_embedder, overlap,
             LanguageDetector(processes),

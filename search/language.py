@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from multiprocessing import get_context
 
 from langdetect import DetectorFactory
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.lang_detect_exception import LangDetectException
+
+log = logging.getLogger(__name__)
 
 UNDETERMINED = "und"
 MIN_LETTERS = 2
@@ -109,6 +114,12 @@ def detect_language(text: str, trials: int = DOCUMENT_TRIALS) -> str:
     return _ALIASES.get(code, code)
 
 
+def default_language_processes() -> int:
+    """Detection processes for a host whose model runs elsewhere: all cores but two (for
+    the ingesting process's threads), at most 8."""
+    return min(8, max(1, (os.cpu_count() or 1) - 2))
+
+
 def _warm_up() -> None:
     _detector_factory()
 
@@ -130,9 +141,14 @@ class LanguageDetector:
         if self.processes < 1 or len(texts) < 2:
             return [detect_language(text, trials) for text in texts]
         chunk = max(1, len(texts) // (2 * self.processes))
-        return list(
-            self._started().map(partial(detect_language, trials=trials), texts, chunksize=chunk)
-        )
+        try:
+            return list(
+                self._started().map(partial(detect_language, trials=trials), texts, chunksize=chunk)
+            )
+        except BrokenProcessPool as exc:  # a process died: detect here, start afresh next time
+            log.warning("language detection processes failed (%s); detecting here", exc)
+            self.close()
+            return [detect_language(text, trials) for text in texts]
 
     def _started(self) -> ProcessPoolExecutor:
         with self._lock:

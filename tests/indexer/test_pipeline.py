@@ -186,6 +186,11 @@ def test_language_processes_detect_what_the_thread_does(
         assert detector._pool is not None
         pids = set(detector._pool._processes)
         assert len(pids) == 2
+        # A process dies: this call detects in the thread, the next starts new processes.
+        next(iter(detector._pool._processes.values())).kill()
+        time.sleep(0.5)
+        assert detector.detect(texts) == pooled
+        assert detector.detect(texts) == pooled and set(detector._pool._processes) != pids
     finally:
         detector.close()
     assert pooled == LanguageDetector().detect(texts)
