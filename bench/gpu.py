@@ -45,11 +45,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 import numpy as np
 from common import REPO_ROOT, code_version, format_table, log, machine_description
-from ivf import gaussian_mixture, recall
+from ivf import gaussian_mixture, median_latency, recall
 
 sys.path.insert(0, str(REPO_ROOT))
 from indexer.pipeline import Ingestor, ingest_stream  # noqa: E402
@@ -68,6 +69,7 @@ from tests.random_models import SHAPES, build_random_qwen3  # noqa: E402
 
 K = 10
 SEED = 20261129
+T = TypeVar("T")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -108,12 +110,13 @@ def peak_gib(reset: bool = False) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30
 
 
-def timed(call: Callable[[], object]) -> float:
+def timed(call: Callable[[], T]) -> tuple[float, T]:
+    """Seconds `call` took, GPU work included, and what it returned."""
     synchronize()
     started = time.perf_counter()
-    call()
+    result = call()
     synchronize()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, result
 
 
 # -- texts -------------------------------------------------------------------------------
@@ -177,7 +180,7 @@ def bare_forward(embedder: SentenceTransformerEmbedder, texts: list[str]) -> flo
             outputs = [embedder.model(features)["sentence_embedding"] for features in inputs]
             torch.cat(outputs).float().cpu()
 
-    return timed(run)
+    return timed(run)[0]
 
 
 def ingest_path(engine: Engine, texts: list[str], name: str, chunk_tokens: int) -> float:
@@ -188,15 +191,11 @@ def ingest_path(engine: Engine, texts: list[str], name: str, chunk_tokens: int) 
     )
     documents = [DocumentIn(id=f"{name}-{n}", text=text) for n, text in enumerate(texts)]
     ingestor = Ingestor(engine.store, embedder, collection, engine.languages)
-    summary = None
-
-    def run() -> None:
-        nonlocal summary
-        batch = settings.ingest_batch_documents
-        summary = ingest_stream(documents, ingestor, batch, overlap=engine.overlap)
-
-    seconds = timed(run)
-    assert summary is not None and summary.chunks == len(texts) and not summary.errors, summary
+    batch = settings.ingest_batch_documents
+    seconds, summary = timed(
+        lambda: ingest_stream(documents, ingestor, batch, overlap=engine.overlap)
+    )
+    assert summary.chunks == len(texts) and not summary.errors, summary
     return seconds
 
 
@@ -261,8 +260,9 @@ def query_latency(engine: Engine, collection: str, count: int) -> list[list[obje
 # -- FAISS -------------------------------------------------------------------------------
 
 
-def build(plan_dim: int, corpus: np.ndarray, sample: np.ndarray, use_gpu: bool) -> VectorIndex:
-    index = VectorIndex(plan_dim, plan_index(len(corpus), 1), use_gpu=use_gpu)
+def build(corpus: np.ndarray, sample: np.ndarray, use_gpu: bool) -> VectorIndex:
+    """IVF at the engine's plan for `corpus`, trained on `sample`, as the engine builds it."""
+    index = VectorIndex(corpus.shape[1], plan_index(len(corpus), 1), use_gpu=use_gpu)
     index.train(sample)
     index.add(np.arange(len(corpus), dtype=np.int64), corpus)
     return index
@@ -275,12 +275,7 @@ def batch_ms(index: VectorIndex, queries: np.ndarray, nprobe: int) -> tuple[np.n
 
 
 def single_ms(index: VectorIndex, queries: np.ndarray, nprobe: int) -> float:
-    timings = []
-    for row in range(len(queries)):
-        started = time.perf_counter()
-        index.search(queries[row : row + 1], K, nprobe)
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+    return median_latency(lambda query: index.search(query, K, nprobe), queries)
 
 
 def faiss_tables(n: int, dim: int, n_queries: int, work: Path) -> tuple[str, list[list[object]]]:
@@ -296,14 +291,11 @@ def faiss_tables(n: int, dim: int, n_queries: int, work: Path) -> tuple[str, lis
     rng = np.random.default_rng(SEED)
     sample = corpus[rng.choice(n, min(n, plan.nlist * POINTS_PER_CENTROID), replace=False)]
     gpus = gpu_count()
-    built: list[VectorIndex] = []
-    cpu_build = timed(lambda: built.append(build(dim, corpus, sample, use_gpu=False)))
-    cpu_index: VectorIndex = built.pop()
+    cpu_build, cpu_index = timed(lambda: build(corpus, sample, use_gpu=False))
     log(f"FAISS: CPU build {cpu_build:.1f} s")
     gpu_index, gpu_build = None, None
     if gpus:
-        gpu_build = timed(lambda: built.append(build(dim, corpus, sample, use_gpu=True)))
-        gpu_index = built.pop()
+        gpu_build, gpu_index = timed(lambda: build(corpus, sample, use_gpu=True))
         gpu_index.save(work / "ivf.faiss")  # the CPU copy a snapshot holds
         # Searched on the CPU, the GPU-trained index has the GPU's recall by construction.
         cpu_index = VectorIndex.load(work / "ivf.faiss", dim, plan, use_gpu=False)

@@ -152,10 +152,12 @@ class Ingestor:
             record = draft.record if draft else batch.kept[doc_id]
             existing = stored.get(doc_id)
             if existing is not None and existing.content_hash == record.content_hash:
-                if existing != record:
+                unchanged = existing == record
+                if not unchanged:
                     updates.append(record)
-                status: Outcome = "unchanged" if existing == record else "updated"
-                settled[doc_id] = IngestResult(doc_id, status, 0, 0)
+                settled[doc_id] = IngestResult(
+                    doc_id, "unchanged" if unchanged else "updated", 0, 0
+                )
             elif draft is not None:
                 to_write.append(draft)
             else:  # looked stored when prepared; a write in flight has changed it since
@@ -300,7 +302,7 @@ class _Flight:
         return self.read_errors + [(document_id(doc), self.failure) for doc in self.documents]
 
 
-Written = tuple["_Flight", Future[list[IngestResult] | None]]
+Written = tuple[_Flight, Future[list[IngestResult] | None]]
 
 
 def ingest_stream(

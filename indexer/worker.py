@@ -19,12 +19,7 @@ from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
-from indexer.pipeline import (
-    BatchReport,
-    Ingestor,
-    IngestSummary,
-    ingest_stream,
-)
+from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
 from indexer.readers import count_items, read_sources
 from search.engine import Engine
 from search.errors import XlsearchError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from search.collections import DEFAULT_COLLECTION, ensure_collection
 from search.embedders import Embedder, load_embedder
@@ -34,9 +34,13 @@ class Engine:
     embedder: Embedder
     indexes: IndexManager
     searcher: SearchService
-    owns_embedder: bool = False
-    overlap: bool = False  # ingest_stream's overlap for this process
-    languages: LanguageDetector = field(default_factory=LanguageDetector)
+    owns_embedder: bool
+    languages: LanguageDetector
+
+    @property
+    def overlap(self) -> bool:
+        """Whether this process's ingestion overlaps reading and writing with the model."""
+        return should_overlap(self.settings.ingest_overlap, self.embedder)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Engine:
@@ -58,14 +62,12 @@ class Engine:
             store, settings.index_dir, settings.ivf_min_vectors, use_gpu=settings.device != "cpu"
         )
         searcher = SearchService(store, embedder, indexes, settings.search_overfetch)
-        overlap = should_overlap(settings.ingest_overlap, embedder)
         processes = settings.language_processes
         if processes is None:
+            overlap = should_overlap(settings.ingest_overlap, embedder)
             processes = default_language_processes() if overlap else 0
-        return cls(
-            settings, store, embedder, indexes, searcher, owns_embedder, overlap,
-            LanguageDetector(processes),
-        )
+        languages = LanguageDetector(processes)
+        return cls(settings, store, embedder, indexes, searcher, owns_embedder, languages)
 
     def close(self) -> None:
         """Release the database connections, and the embedder when this engine loaded it."""

@@ -59,10 +59,20 @@ def totals(summary: IngestSummary) -> tuple[Any, ...]:
     )
 
 
-def run(engine: Engine, overlap: bool, **kwargs: Any) -> IngestSummary:
+def ingestor_for(
+    engine: Engine, kind: type[Ingestor] = Ingestor, languages: LanguageDetector | None = None
+) -> Ingestor:
+    """An ingestor (or a subclass) for the engine's default collection."""
     collection = engine.store.get_collection("default")
-    ingestor = Ingestor(engine.store, engine.embedder, collection, engine.languages)
-    return ingest_stream(corpus(), ingestor, 3, overlap=overlap, **kwargs)
+    return kind(engine.store, engine.embedder, collection, languages or engine.languages)
+
+
+def run(
+    engine: Engine, overlap: bool, items: list[Any] | None = None, **kwargs: Any
+) -> IngestSummary:
+    """`ingest_stream` of `items` (default: the corpus) in batches of 3."""
+    items = corpus() if items is None else items
+    return ingest_stream(items, ingestor_for(engine), 3, overlap=overlap, **kwargs)
 
 
 def test_overlapped_ingestion_stores_and_reports_what_the_serial_one_does(
@@ -131,9 +141,8 @@ def test_overlap_prepares_and_writes_in_their_own_threads_while_embedding(
     make_engine: Callable[..., Engine],
 ) -> None:
     engine = make_engine()
-    ingestor = RecordingIngestor(
-        engine.store, engine.embedder, engine.store.get_collection("default")
-    )
+    ingestor = ingestor_for(engine, RecordingIngestor)
+    assert isinstance(ingestor, RecordingIngestor)
     ingestor.events = []
     documents = [DocumentIn(id=f"n{i}", text=f"Note {i} about {t}.") for i, t in enumerate(TOPICS)]
     readers: set[str] = set()
@@ -166,12 +175,7 @@ def test_overlap_is_on_when_the_model_is_elsewhere(bundled_embedder: Embedder) -
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_empty_input(make_engine: Callable[..., Engine], overlap: bool) -> None:
-    assert run_items(make_engine(), [], overlap).items == 0
-
-
-def run_items(engine: Engine, items: list[Any], overlap: bool) -> IngestSummary:
-    ingestor = Ingestor(engine.store, engine.embedder, engine.store.get_collection("default"))
-    return ingest_stream(items, ingestor, 3, overlap=overlap)
+    assert run(make_engine(), overlap, []).items == 0
 
 
 def test_language_processes_detect_what_the_thread_does(
@@ -211,8 +215,7 @@ def test_overlap_with_a_sentence_transformers_model_matches_serial(
     for overlap in (False, True):
         engine = make_engine(embedder=qwen3, language_processes=2 if overlap else 0)
         collection = engine.store.get_collection("default")
-        ingestor = Ingestor(engine.store, qwen3, collection, engine.languages)
-        summary = ingest_stream(documents, ingestor, 4, overlap=overlap)
+        summary = ingest_stream(documents, ingestor_for(engine), 4, overlap=overlap)
         assert summary.documents == len(documents) and summary.chunks > len(documents)
         pages = list(engine.store.vectors_after(collection.id, 0, collection.dimension))
         stored_vectors.append(np.vstack([vectors for _, vectors in pages]))
@@ -224,13 +227,12 @@ def test_a_stop_leaves_later_metadata_changes_unwritten(
     make_engine: Callable[..., Engine], overlap: bool
 ) -> None:
     engine = make_engine()
-    collection = engine.store.get_collection("default")
-    Ingestor(engine.store, engine.embedder, collection).ingest([note(0)])
+    ingestor = ingestor_for(engine)
+    ingestor.ingest([note(0)])
     items = [note(1), note(2), note(0, title="Retitled")]  # batches [1, 2] and [0]
-    ingestor = Ingestor(engine.store, engine.embedder, collection)
     summary = ingest_stream(items, ingestor, 2, lambda *_: True, overlap=overlap)
     assert summary.items == 2
-    stored = engine.store.find_document(collection.id, "d0")
+    stored = engine.store.find_document(engine.store.get_collection("default").id, "d0")
     assert stored is not None and stored.title is None
 
 
@@ -251,19 +253,17 @@ def test_a_committed_batch_is_reported_before_an_error(
     make_engine: Callable[..., Engine], overlap: bool
 ) -> None:
     engine = make_engine()
-    collection = engine.store.get_collection("default")
-    ingestor = FailingIngestor(engine.store, engine.embedder, collection)
     reported: list[int] = []
     with pytest.raises(RuntimeError, match="fell off"):
         ingest_stream(
             [note(n) for n in range(4)],
-            ingestor,
+            ingestor_for(engine, FailingIngestor),
             2,
             lambda summary, report: reported.append(summary.items) is not None,
             overlap=overlap,
         )
     assert reported == [2]  # the first batch was written: its items count for a resume
-    assert engine.store.count_documents(collection.id) == 2
+    assert engine.store.count_documents(engine.store.get_collection("default").id) == 2
 
 
 class CountingDetector(LanguageDetector):
@@ -279,8 +279,7 @@ def test_unchanged_documents_are_neither_chunked_nor_detected_again(
 ) -> None:
     engine = make_engine()
     detector = CountingDetector()
-    collection = engine.store.get_collection("default")
-    ingestor = Ingestor(engine.store, engine.embedder, collection, detector)
+    ingestor = ingestor_for(engine, languages=detector)
     documents = [note(n) for n in range(6)]
     ingest_stream(documents, ingestor, 3, overlap=True)
     first = detector.texts

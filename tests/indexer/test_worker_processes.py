@@ -170,7 +170,7 @@ def test_one_worker_per_device_shares_the_queue_and_stops_together(
 
 
 def test_a_worker_spreads_documents_over_a_pool_of_devices(
-    tmp_path: Path, qwen3_folder: Path
+    tmp_path: Path, qwen3_folder: Path, qwen3: Embedder
 ) -> None:
     # `python -m search worker` with a sentence-transformers pool of two (CPU) processes.
     data_dir = tmp_path / "data"
@@ -182,9 +182,7 @@ def test_a_worker_spreads_documents_over_a_pool_of_devices(
         "XLSEARCH_MULTI_DEVICE": "pool",
         "XLSEARCH_BATCH_TOKENS": "64",  # several batches a call, so the pool is used
     }
-    engine = Engine.open(Settings(data_dir=data_dir, **{
-        k.removeprefix("XLSEARCH_").lower(): v for k, v in env.items() if "DEVICES" not in k
-    }))
+    engine = Engine.open(Settings(data_dir=data_dir), qwen3)  # the worker's model, loaded
     collection = engine.store.get_collection("default")
     jobs = JobStore(engine.store)
     source = tmp_path / "docs.jsonl"
@@ -198,6 +196,6 @@ def test_a_worker_spreads_documents_over_a_pool_of_devices(
         assert worker.wait(timeout=60) == 0
     log = next(data_dir.parent.glob(f"{data_dir.name}-worker-*.log")).read_text()
     assert "Embedding documents on cpu, cpu" in log
-    assert log.count("waiting for jobs") == 1  # no second command line in the pool's processes
+    assert log.count("waiting for jobs") == 1  # one worker: the pool's processes only embed
     assert engine.store.count_documents(collection.id) == 24
     engine.close()
