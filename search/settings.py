@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     tokenizer: str | None = Field(
         None, description="Local tokenizer for counting tokens of a served model."
     )
+    openai_dimensions: Literal["auto", "send", "truncate"] = Field(
+        "auto",
+        description="Matryoshka dimensions with a served model: send asks the server for them, "
+        "truncate cuts full vectors here, auto sends and falls back to truncating when the "
+        "server refuses the field.",
+    )
 
     chunk_tokens: int | None = Field(
         None, ge=16, description="Most tokens in a chunk; default suits the model."
@@ -128,6 +134,28 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(10 * 2**20, ge=1024, description="Largest JSON request body.")
     max_upload_bytes: int = Field(
         4 * 2**30, ge=1024, description="Largest bulk upload (streamed to disk)."
+    )
+    max_document_bytes: int = Field(
+        2 * 2**20,
+        ge=1024,
+        description="Largest document text (UTF-8 bytes; a file or a JSONL line); larger ones "
+        "are refused per item.",
+    )
+    max_unpacked_bytes: int = Field(
+        2**30, ge=1024, description="Most bytes one uploaded ZIP may unpack to."
+    )
+    max_zip_ratio: float = Field(
+        200.0, gt=1, description="Largest compression ratio of a ZIP entry (ZIP bombs)."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request body that sends nothing for this long gets a 408."
+    )
+    open_embeddings: bool = Field(
+        True,
+        description="With API keys set and reads open: allow POST /v1/embeddings without a key.",
+    )
+    max_embedding_tokens: int = Field(
+        32_768, ge=16, description="Most tokens in one POST /v1/embeddings request."
     )
     allowed_roots: list[Path] = Field(
         default_factory=list,
