@@ -45,4 +45,5 @@ def load_embedder(settings: Settings) -> Embedder:
         batch_size=settings.max_batch_size,
         max_tokens=settings.model_max_tokens,
         tokenizer=settings.tokenizer,
+        dimensions=settings.openai_dimensions,
     )
