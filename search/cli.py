@@ -238,6 +238,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
+        timeout_keep_alive=5,  # idle connections between requests close after 5 s
+        timeout_graceful_shutdown=30,  # on stop, requests in flight get 30 s, then are cut
     )
 
 

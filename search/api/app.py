@@ -85,6 +85,9 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        timeout_s=settings.body_timeout_s,
     )
     return app

@@ -1,74 +1,130 @@
-"""Request body limits, enforced while the body streams in (Content-Length or not)."""
+"""Request body limits, enforced while the body streams in (Content-Length or not): its size
+(413) and its pace (408).
+
+A refusal is sent from here, with `Connection: close`, and the app then sees the client go
+away (`http.disconnect`); whatever the app still sends is dropped. So the status is the same
+whoever reads the body (FastAPI's JSON parsing would turn an exception into a 400).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+import time
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class BodyTooLarge(Exception):
-    pass
+UPLOAD_ROUTE = re.compile(r"/v1/collections/[^/]+/jobs")
+MIN_BODY_RATE = 1024  # bytes/s a body must average once its first `timeout_s` are over
+DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` with 413; uploads to job routes get `max_upload_bytes`."""
+    """Bodies get `max_bytes`; only multipart uploads to the jobs route get `max_upload_bytes`.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int) -> None:
+    A body that sends nothing for `timeout_s`, or averages under MIN_BODY_RATE bytes/s after
+    its first `timeout_s`, gets a 408.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_upload_bytes: int, timeout_s: float
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_upload_bytes if scope["path"].endswith("/jobs") else self.max_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _refuse(send, limit)
+        headers = dict(scope.get("headers", []))
+        upload = (
+            scope["method"] == "POST"
+            and UPLOAD_ROUTE.fullmatch(scope["path"]) is not None
+            and headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        )
+        limit = self.max_upload_bytes if upload else self.max_bytes
+        body = _Body(receive, send, limit, self.timeout_s)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > body.limit:
+            await body.refuse_too_large()
             return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _refuse(send, limit)
+            await self.app(scope, body.receive, body.send)
+        except Exception:
+            if not body.cut_off:
+                raise  # otherwise the app only failed because the body never came whole
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "error": {
-            "code": "body_too_large",
-            "message": f"request body is larger than {limit} bytes; send less or split it",
-        }
-    }
-    raw = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(raw)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})
+class _Body:
+    """One request's body as it arrives: its size, its pace, whether it was cut off."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int, timeout_s: float) -> None:
+        self._receive, self._send = receive, send
+        self.limit, self._timeout_s = limit, timeout_s
+        self._start = self._last = time.monotonic()
+        self._received = 0
+        self._complete = False
+        self._response_started = False
+        self.refused = False
+        self.cut_off = False  # refused here, or the client went away before the body's end
+
+    async def receive(self) -> Message:
+        if self.refused:
+            return DISCONNECT
+        if self._complete:
+            return await self._receive()  # only a disconnect can come now
+        stalled_at = self._last + self._timeout_s
+        too_slow_at = self._start + self._timeout_s + self._received / MIN_BODY_RATE
+        with anyio.move_on_after(min(stalled_at, too_slow_at) - time.monotonic()) as waiting:
+            message = await self._receive()
+        if waiting.cancelled_caught:
+            if stalled_at <= too_slow_at:
+                reason = f"nothing arrived for {self._timeout_s:g} s"
+            else:
+                reason = f"it arrived at under {MIN_BODY_RATE} bytes/s"
+            await self._refuse(
+                408, "body_timeout", f"request body too slow: {reason}; send it again"
+            )
+            return DISCONNECT
+        if message["type"] == "http.disconnect":
+            self.cut_off = True
+        elif message["type"] == "http.request":
+            self._last = time.monotonic()
+            self._received += len(message.get("body", b""))
+            self._complete = not message.get("more_body", False)
+            if self._received > self.limit:
+                await self.refuse_too_large()
+                return DISCONNECT
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return
+        self._response_started = self._response_started or message["type"] == "http.response.start"
+        await self._send(message)
+
+    async def refuse_too_large(self) -> None:
+        message = f"request body is larger than {self.limit} bytes; send less or split it"
+        await self._refuse(413, "body_too_large", message)
+
+    async def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer now and close the connection (the rest of the body is never read)."""
+        self.refused = self.cut_off = True
+        if self._response_started:  # too late for a status; the app sees a disconnect
+            return
+        raw = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await self._send({"type": "http.response.body", "body": raw})

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import MakeClient, add_now, wait_for_job
@@ -50,59 +47,6 @@ def test_bad_documents_change_nothing(client: TestClient) -> None:
     )
     assert stored(client) == before
     assert client.get("/v1/jobs").json()["jobs"] == []
-
-
-def upload(client: TestClient, *files: tuple[str, bytes]) -> object:
-    return client.post(
-        "/v1/collections/default/jobs",
-        files=[("file", (name, io.BytesIO(data))) for name, data in files],
-    )
-
-
-def test_upload_jsonl_reports_bad_lines_per_item(client: TestClient) -> None:
-    lines = (
-        b'{"id": "a", "text": "Tea."}\n{broken\n{"text": "  "}\n{"id": "b", "text": "Coffee."}\n'
-    )
-    response = upload(client, ("docs.jsonl", lines))
-    assert response.status_code == 202
-    job = wait_for_job(client, response.json()["job_id"])  # type: ignore[attr-defined]
-    assert (job["status"], job["total"], job["processed"], job["failed"]) == ("succeeded", 4, 2, 2)
-    reasons = {e["item"].rsplit(":", 1)[1]: e["reason"] for e in job["errors"]}
-    assert reasons["2"].startswith("invalid JSON") and reasons["3"] == "text: text is empty"
-    assert stored(client) == (2, 2)
-
-
-def test_upload_zip_and_text_files(client: TestClient) -> None:
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.writestr("pages/tea.md", "# Tea\n\nTea is a drink.")
-        bundle.writestr("pages/tee.html", "<title>Tee</title><p>Tee ist ein Getränk.</p>")
-    response = upload(client, ("pages.zip", archive.getvalue()), ("note.txt", b"Coffee notes."))
-    job = wait_for_job(client, response.json()["job_id"])  # type: ignore[attr-defined]
-    assert (job["status"], job["processed"]) == ("succeeded", 3)
-    assert stored(client) == (3, 3)
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "status", "message"),
-    [
-        ("image.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00", 422, "binary data"),
-        ("doc.pdf", b"%PDF-1.4", 415, "unsupported file type"),
-        ("bad.zip", b"PK not really", 422, "not a valid ZIP"),
-    ],
-)
-def test_bad_uploads_are_refused(
-    client: TestClient, name: str, data: bytes, status: int, message: str
-) -> None:
-    assert_refused(upload(client, (name, data)), status, message)
-    assert client.get("/v1/jobs").json()["jobs"] == []
-
-
-def test_zip_entries_may_not_escape(client: TestClient) -> None:
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.writestr("../../evil.txt", "escaped")
-    assert_refused(upload(client, ("evil.zip", archive.getvalue())), 422, "escapes the archive")
 
 
 def test_server_paths_stay_under_the_allowed_roots(make_client: MakeClient, tmp_path: Path) -> None:

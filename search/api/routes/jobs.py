@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from search.api.deps import EngineDep, JobsDep
 from search.api.models import JobAccepted, JobList, JobOut, JobPathIn, error_responses
@@ -47,29 +47,30 @@ UPLOAD_BODY = {
 )
 async def create_job(name: str, request: Request, engine: EngineDep, jobs: JobsDep) -> JobAccepted:
     """Upload files as multipart field `file` (repeatable), or send `{"path": ...}` for a
-    file or folder under the server's allowed roots. Uploads are streamed to disk."""
+    file or folder under the server's allowed roots. Uploads are streamed to disk; a file's
+    document id is its name, a ZIP entry's its path in the archive."""
     collection = engine.store.get_collection(name)
     check_model(collection, engine.embedder)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=10_000, max_fields=100)
-        files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
-        if not files:
-            raise InvalidInput("send the documents as multipart field 'file'")
-        folder = await save_uploads(
-            engine.settings.upload_dir, files, engine.settings.max_upload_bytes
-        )
-        source = {"path": str(folder), "owned": True}
-    elif content_type.startswith("application/json"):
+        folder = await save_uploads(engine.settings, content_type, request.stream())
+        try:
+            return JobAccepted(
+                job_id=jobs.submit(collection.id, {"path": str(folder), "owned": True}, 0)
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # no job will ever read it
+            raise
+    if content_type.startswith("application/json"):
         try:
             body = JobPathIn.model_validate_json(await request.body())
         except ValidationError as exc:
             raise InvalidInput(describe_validation_error(exc)) from None
         path = resolve_server_path(body.path, engine.settings.allowed_roots)
-        source = {"path": str(path), "owned": False}
-    else:
-        raise UnsupportedMedia("send multipart/form-data files or a JSON body with 'path'")
-    return JobAccepted(job_id=jobs.submit(collection.id, source, 0))
+        return JobAccepted(
+            job_id=jobs.submit(collection.id, {"path": str(path), "owned": False}, 0)
+        )
+    raise UnsupportedMedia("send multipart/form-data files or a JSON body with 'path'")
 
 
 @router.get("/v1/jobs", operation_id="list_jobs", dependencies=[Depends(require_read)])
