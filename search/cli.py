@@ -26,7 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema upkeep.", no_args_is_help=True)
+db_app = typer.Typer(help="Database upkeep: schema and backups.", no_args_is_help=True)
 index_app = typer.Typer(help="Vector index upkeep.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
@@ -285,6 +285,26 @@ def db_upgrade() -> None:
     """Apply Alembic migrations up to the latest revision."""
     _open_store()
     out.print("database schema is up to date")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The new backup file.", show_default=False)],
+) -> None:
+    """Copy the database to PATH while servers and workers run (SQLite backup API or pg_dump).
+
+    Restore: stop every process, put the copy back (SQLite: the file, removing its -wal and
+    -shm; PostgreSQL: pg_restore), start again; indexes rebuild from the stored vectors.
+    """
+    from sqlalchemy.engine import make_url
+
+    from search.store.backup import backup_database
+
+    url = _settings().resolved_database_url
+    backup_database(url, path)
+    shown = make_url(url).render_as_string(hide_password=True)
+    size = path.stat().st_size
+    out.print(f"backed up {shown} to {path} ({size} bytes)", highlight=False, soft_wrap=True)
 
 
 @index_app.command("rebuild")

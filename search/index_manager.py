@@ -1,17 +1,28 @@
-"""Each process's FAISS indexes as a view of the database: loaded from snapshots, caught up
-from the chunk log and tombstones, rebuilt from stored vectors (never re-embedded)."""
+"""Each process's FAISS indexes as a view of the database: loaded from snapshots (only those
+taken from this database at a position it has reached, and intact), caught up from the chunk
+log and tombstones, rebuilt from stored vectors (never re-embedded)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from search.snapshots import Manifest, load_manifest, remove_snapshots, save_snapshot
+from search.snapshots import (
+    Manifest,
+    UnusableSnapshot,
+    read_manifest,
+    remove_snapshots,
+    save_snapshot,
+    verified_index_file,
+)
+from search.store import identity
+from search.store.identity import SnapshotRecord
 from search.store.repository import CollectionInfo, Store
 from search.vector_index import IndexPlan, VectorIndex, plan_index
 
@@ -194,10 +205,15 @@ class IndexManager:
         return current
 
     def snapshot(self, current: CollectionIndex) -> None:
-        """Write the index and its watermarks to disk atomically."""
+        """Write the index and its watermarks to disk atomically, recorded in the database
+        first (search.store.identity) so that only this database's history can load it."""
         collection = current.collection
+        folder = self.folder(collection)
         with current.lock:
             plan = current.index.plan
+            position = SnapshotRecord(
+                collection.id, current.chunk_watermark, current.tombstone_watermark
+            )
             manifest = Manifest(
                 collection_id=collection.id,
                 model=collection.model,
@@ -205,13 +221,25 @@ class IndexManager:
                 kind=plan.kind,
                 nlist=plan.nlist,
                 nprobe=plan.nprobe,
-                chunk_watermark=current.chunk_watermark,
-                tombstone_watermark=current.tombstone_watermark,
+                chunk_watermark=position.chunk_watermark,
+                tombstone_watermark=position.tombstone_watermark,
                 count=current.index.count,
-                index_file=f"index-{current.chunk_watermark}-{current.tombstone_watermark}.faiss",
+                database_id=identity.database_id(self._store),
+                snapshot_id=uuid.uuid4().hex,
             )
-            save_snapshot(self.folder(collection), manifest, current.index.save)
+            try:
+                replaced = read_manifest(folder)
+            except UnusableSnapshot:
+                replaced = None
+            identity.record_snapshot(self._store, manifest.snapshot_id, position)
+            try:
+                save_snapshot(folder, manifest, current.index.save)
+            except BaseException:
+                identity.forget_snapshot(self._store, manifest.snapshot_id)
+                raise
             current.unsaved_changes = 0
+        if replaced is not None:
+            identity.forget_snapshot(self._store, replaced.snapshot_id)
 
     def forget(self, collection: CollectionInfo) -> None:
         """Drop a deleted collection's index and snapshots."""
@@ -220,23 +248,66 @@ class IndexManager:
         remove_snapshots(self.folder(collection))
 
     def _load_or_build(self, collection: CollectionInfo) -> CollectionIndex:
-        manifest = load_manifest(self.folder(collection))
-        if manifest and (manifest.collection_id, manifest.model, manifest.dimension) == (
-            collection.id,
-            collection.model,
-            collection.dimension,
-        ):
-            plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
-            index = VectorIndex.load(
-                self.folder(collection) / manifest.index_file,
-                collection.dimension,
-                plan,
-                self._use_gpu,
+        folder = self.folder(collection)
+        try:
+            loaded = self._load(collection, folder)
+        except UnusableSnapshot as reason:
+            log.warning(
+                "collection %s: not using the snapshot in %s: %s; rebuilding the index from "
+                "the vectors in the database",
+                collection.name,
+                folder,
+                reason,
             )
-            return CollectionIndex(
-                collection, index, manifest.chunk_watermark, manifest.tombstone_watermark
+            rebuilt = self._build(collection)
+            rebuilt.unsaved_changes = 1  # the keeper's next snapshot replaces the unusable one
+            return rebuilt
+        return loaded or self._build(collection)
+
+    def _load(self, collection: CollectionInfo, folder: Path) -> CollectionIndex | None:
+        """The snapshot's index, or None without a snapshot; raises UnusableSnapshot for one
+        of another collection or database, of a position this database's history does not
+        hold (a restored backup), or whose files are damaged."""
+        manifest = read_manifest(folder)
+        if manifest is None:
+            return None
+        self._check_binding(collection, manifest)
+        path = verified_index_file(folder, manifest)
+        plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
+        try:
+            index = VectorIndex.load(path, collection.dimension, plan, self._use_gpu)
+        except RuntimeError as error:
+            raise UnusableSnapshot(f"faiss cannot read {path}: {error}") from error
+        if index.count != manifest.count:
+            raise UnusableSnapshot(
+                f"{path} holds {index.count} vectors where the manifest says {manifest.count}"
             )
-        return self._build(collection)
+        return CollectionIndex(
+            collection, index, manifest.chunk_watermark, manifest.tombstone_watermark
+        )
+
+    def _check_binding(self, collection: CollectionInfo, manifest: Manifest) -> None:
+        """Two point lookups: the database's identity, and this snapshot's record in it."""
+        held = (manifest.collection_id, manifest.model, manifest.dimension)
+        wanted = (collection.id, collection.model, collection.dimension)
+        if held != wanted:
+            raise UnusableSnapshot(
+                f"it holds (collection id, model, dimensions) {held}; the database has {wanted}"
+            )
+        here = identity.database_id(self._store)
+        if manifest.database_id != here:
+            raise UnusableSnapshot(
+                f"it was taken from database {manifest.database_id}, this is database {here}"
+            )
+        position = SnapshotRecord(
+            collection.id, manifest.chunk_watermark, manifest.tombstone_watermark
+        )
+        if identity.recorded_snapshot(self._store, manifest.snapshot_id) != position:
+            raise UnusableSnapshot(
+                f"this database has no record of it (at chunk {position.chunk_watermark}, "
+                f"removal {position.tombstone_watermark}): the database was restored from a "
+                "backup older than the snapshot, or the snapshot was copied from elsewhere"
+            )
 
     def _build(self, collection: CollectionInfo) -> CollectionIndex:
         """A new index from every stored vector of the collection."""

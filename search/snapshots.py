@@ -1,20 +1,30 @@
-"""Atomic on-disk snapshots of an index: temp file, fsync, rename; a manifest names the file."""
+"""Atomic on-disk snapshots of an index: temp file, fsync, rename; a manifest names the file
+with its size and checksum, the log position it holds and the database it was taken from."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import get_type_hints
 
 MANIFEST = "manifest.json"
 
 
+class UnusableSnapshot(Exception):
+    """A snapshot on disk that must not be used; the message says why. Callers rebuild the
+    index from the database, which always holds every vector."""
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """What a snapshot holds: whose vectors, and up to which chunk id and tombstone."""
+    """What a snapshot holds: whose vectors, up to which chunk id and tombstone, taken from
+    which database (its identity, and this snapshot's record there: search.store.identity)."""
 
     collection_id: int
     model: str
@@ -25,7 +35,17 @@ class Manifest:
     chunk_watermark: int
     tombstone_watermark: int
     count: int
-    index_file: str
+    database_id: str
+    snapshot_id: str
+    # the index file, as save_snapshot wrote it
+    index_file: str = ""
+    index_bytes: int = 0
+    index_sha256: str = ""
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -41,30 +61,79 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.close(directory)
 
 
-def save_snapshot(folder: Path, manifest: Manifest, write_index: Callable[[Path], None]) -> None:
-    """Write the index file, then switch the manifest to it, then drop older index files.
+def save_snapshot(
+    folder: Path, manifest: Manifest, write_index: Callable[[Path], None]
+) -> Manifest:
+    """Write the index file, then switch the manifest to it (with the file's size and
+    checksum), then drop older index files. Returns the manifest written.
 
     A crash at any point leaves the previous manifest and the file it names intact.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / manifest.index_file, write_index)
+    name = f"index-{manifest.snapshot_id}.faiss"
+    path = folder / name
+    _write_atomically(path, write_index)
+    written = replace(
+        manifest, index_file=name, index_bytes=path.stat().st_size, index_sha256=_sha256(path)
+    )
 
-    def write_manifest(path: Path) -> None:
-        path.write_text(json.dumps(asdict(manifest), indent=2))
+    def write_manifest(target: Path) -> None:
+        target.write_text(json.dumps(asdict(written), indent=2))
 
     _write_atomically(folder / MANIFEST, write_manifest)
     for stale in folder.glob("index-*.faiss"):
-        if stale.name != manifest.index_file:
+        if stale.name != name:
             stale.unlink(missing_ok=True)
+    return written
 
 
-def load_manifest(folder: Path) -> Manifest | None:
-    """The snapshot's manifest, or None if there is no readable snapshot."""
+def read_manifest(folder: Path) -> Manifest | None:
+    """The snapshot's manifest, or None where there is no snapshot.
+
+    Raises UnusableSnapshot for a manifest that cannot be read, is not JSON, has fields of
+    the wrong type, or lacks fields (one written before snapshots were verified).
+    """
+    path = folder / MANIFEST
     try:
-        manifest = Manifest(**json.loads((folder / MANIFEST).read_text()))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return None
-    return manifest if (folder / manifest.index_file).is_file() else None
+    except (OSError, ValueError) as error:
+        raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
+    if not isinstance(data, dict):
+        raise UnusableSnapshot(f"{path} is not a JSON object")
+    missing = [f.name for f in fields(Manifest) if f.name not in data]
+    if missing:
+        raise UnusableSnapshot(
+            f"{path} lacks {', '.join(missing)} (written before snapshots were verified)"
+        )
+    types = get_type_hints(Manifest)
+    wrong = [name for name, wanted in types.items() if type(data[name]) is not wanted]
+    if wrong:
+        raise UnusableSnapshot(f"{path} has fields of the wrong type: {', '.join(wrong)}")
+    return Manifest(**{name: data[name] for name in types})
+
+
+def verified_index_file(folder: Path, manifest: Manifest) -> Path:
+    """The manifest's index file, once its size and SHA-256 match what was written.
+
+    Raises UnusableSnapshot for a missing, truncated or overwritten file.
+    """
+    name = manifest.index_file
+    if Path(name).name != name or not fnmatch(name, "index-*.faiss"):
+        raise UnusableSnapshot(f"the manifest names {name!r}, not an index file of its folder")
+    path = folder / name
+    try:
+        size = path.stat().st_size
+        if size != manifest.index_bytes:
+            raise UnusableSnapshot(
+                f"{path} has {size} bytes where {manifest.index_bytes} were written (truncated?)"
+            )
+        if _sha256(path) != manifest.index_sha256:
+            raise UnusableSnapshot(f"{path} does not match the SHA-256 it was written with")
+    except OSError as error:
+        raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
+    return path
 
 
 def remove_snapshots(folder: Path) -> None:

@@ -126,3 +126,29 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DatabaseIdentity(Base):
+    """One row: a random id written once by migration 0003, so that a snapshot can tell the
+    database it was taken from from another one (a backup copies it, on purpose)."""
+
+    __tablename__ = "database_identity"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexSnapshot(Base):
+    """A snapshot on disk, recorded here once its log position was read, before its manifest
+    names it: a database holds this row only if it reached that position by the same history
+    (a backup restored from before the snapshot does not)."""
+
+    __tablename__ = "index_snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    chunk_watermark: Mapped[int] = mapped_column(Integer)
+    tombstone_watermark: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
