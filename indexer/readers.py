@@ -1,20 +1,28 @@
 """Source readers: text, Markdown, HTML and JSONL files (folders recursively) into documents.
 
 Every problem is reported per item (a file, or a line of a JSONL file) with its reason, and
-reading goes on with the rest.
+reading goes on with the rest. Only regular files are read (a FIFO, a socket or a device
+would block or never end), opened without blocking so that one swapped in after the check
+cannot hang the reader, and no document is larger than `max_document_bytes`: a text file as
+a whole, a JSONL file line by line (the file itself may be of any size, streamed).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
 from search.schemas import DocumentIn, describe_validation_error
+from search.settings import Settings
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -22,6 +30,16 @@ HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 TITLE_LIMIT = 200
+MAX_DOCUMENT_BYTES: int = Settings.model_fields["max_document_bytes"].default
+SNIFF_BYTES = 8192  # how much of a file is looked at for NUL bytes (binary data)
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+OS_REASONS = {
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "no such file or folder (a part of the path is not a folder)",
+    errno.ELOOP: "symbolic link loop (a link that leads back to itself)",
+    errno.EACCES: "permission denied; make it readable by the server's user",
+    errno.EPERM: "permission denied; make it readable by the server's user",
+}
 
 
 @dataclass(frozen=True)
@@ -32,69 +50,196 @@ class ReadError:
     reason: str
 
 
-def read_sources(paths: Iterable[Path]) -> Iterator[DocumentIn | ReadError]:
+def read_sources(
+    paths: Iterable[Path], max_document_bytes: int = MAX_DOCUMENT_BYTES
+) -> Iterator[DocumentIn | ReadError]:
     """Documents from files and folders, in a stable order."""
     for path in paths:
-        if path.is_dir():
-            for file in _supported_files(path):
-                yield from read_file(file, file.relative_to(path).as_posix())
-        elif path.exists():
-            yield from read_file(path, path.name)
-        else:
-            yield ReadError(str(path), "no such file or folder")
+        for entry in _entries(path):
+            if isinstance(entry, ReadError):
+                yield entry
+            else:
+                yield from read_file(*entry, max_document_bytes)
 
 
-def _supported_files(folder: Path) -> list[Path]:
-    """Readable files below `folder`, skipping links that lead outside it."""
-    root = folder.resolve()
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in SUPPORTED and p.resolve().is_relative_to(root)
-    )
+def count_items(paths: Iterable[Path], max_document_bytes: int = MAX_DOCUMENT_BYTES) -> int:
+    """How many items `read_sources` will yield (JSONL lines counted), for progress bars and
+    for resuming a job at an item; it reads no more than `read_sources` would."""
+    total = 0
+    for path in paths:
+        for entry in _entries(path):
+            if isinstance(entry, ReadError) or not _is_jsonl(entry[0]):
+                total += 1
+            else:
+                total += _count_jsonl(entry[0], max_document_bytes)
+    return total
 
 
-def read_file(path: Path, doc_id: str) -> Iterator[DocumentIn | ReadError]:
-    """One file: JSONL gives a document per line (streamed), other formats one document."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
-        supported = ", ".join(sorted(SUPPORTED))
-        yield ReadError(str(path), f"unsupported file type {suffix or '(none)'}; use {supported}")
+def _entries(path: Path) -> Iterator[tuple[Path, str] | ReadError]:
+    """The files `path` stands for with their document ids: itself, or the supported files
+    of a folder; a path or a subfolder that cannot be looked at is an item of its own."""
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as exc:
+        yield ReadError(str(path), _os_reason(exc))
         return
-    if suffix in JSONL_SUFFIXES:
-        yield from read_jsonl(path)
+    if not is_folder:
+        yield path, path.name
+        return
+    root = Path(os.path.realpath(path))
+    found: list[tuple[tuple[str, ...], tuple[Path, str] | ReadError]] = []
+
+    def unlisted(exc: OSError) -> None:
+        where = Path(exc.filename)
+        found.append((where.relative_to(path).parts, ReadError(str(where), _os_reason(exc))))
+
+    # Links to folders are not followed (as `rglob` did not): no loops, no way out.
+    for folder, _, names in os.walk(path, onerror=unlisted):
+        for name in names:
+            file = Path(folder, name)
+            # A link that leads out of the folder is not part of it.
+            if _is_supported(file) and Path(os.path.realpath(file)).is_relative_to(root):
+                relative = file.relative_to(path)
+                found.append((relative.parts, (file, relative.as_posix())))
+    for _, entry in sorted(found, key=lambda item: item[0]):
+        yield entry
+
+
+def _is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in JSONL_SUFFIXES
+
+
+def read_file(
+    path: Path, doc_id: str, max_document_bytes: int = MAX_DOCUMENT_BYTES
+) -> Iterator[DocumentIn | ReadError]:
+    """One file: JSONL gives a document per line (streamed), other formats one document."""
+    if not _is_supported(path):
+        supported = ", ".join(sorted(SUPPORTED))
+        suffix = path.suffix.lower() or "(none)"
+        yield ReadError(str(path), f"unsupported file type {suffix}; use {supported}")
+        return
+    if _is_jsonl(path):
+        yield from read_jsonl(path, max_document_bytes)
         return
     try:
-        text = _decode(path.read_bytes())
+        with open_regular(path) as handle:
+            text = _decode(_read_document(handle, max_document_bytes))
     except (OSError, ValueError) as exc:
-        yield ReadError(str(path), str(exc))
+        yield ReadError(str(path), _reason(exc))
         return
-    title, body = _html_to_text(text) if suffix in HTML_SUFFIXES else (_first_line(text), text)
+    is_html = path.suffix.lower() in HTML_SUFFIXES
+    title, body = _html_to_text(text) if is_html else (_first_line(text), text)
     try:
         yield DocumentIn(id=doc_id, text=body, title=title)
     except ValidationError as exc:
         yield ReadError(str(path), describe_validation_error(exc))
 
 
-def read_jsonl(path: Path) -> Iterator[DocumentIn | ReadError]:
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (after links); ValueError names
+    what it is otherwise. It is opened without blocking and checked again once open, so a
+    FIFO put in its place meanwhile is refused instead of waiting for a writer forever."""
+    _require_regular(os.stat(path).st_mode)
+    descriptor = os.open(path, OPEN_FLAGS)
+    try:
+        _require_regular(os.fstat(descriptor).st_mode)
+    except ValueError:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+def _require_regular(mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    raise ValueError(f"{kind}, not a regular file; only regular files are read")
+
+
+def _read_document(handle: BinaryIO, max_document_bytes: int) -> bytes:
+    """The whole file, refused without reading it when it is over the limit."""
+    size = os.fstat(handle.fileno()).st_size
+    data = handle.read(max_document_bytes + 1) if size <= max_document_bytes else b""
+    if size > max_document_bytes or len(data) > max_document_bytes:  # or it grew meanwhile
+        size = max(size, len(data))
+        raise ValueError(_too_large(f"the file ({size:,} bytes)", max_document_bytes))
+    return data
+
+
+def _too_large(subject: str, max_document_bytes: int) -> str:
+    return (
+        f"{subject} is larger than the {max_document_bytes:,} bytes one document may have "
+        "(XLSEARCH_MAX_DOCUMENT_BYTES); split it into smaller documents"
+    )
+
+
+def read_jsonl(
+    path: Path, max_document_bytes: int = MAX_DOCUMENT_BYTES
+) -> Iterator[DocumentIn | ReadError]:
     """A JSONL file line by line, so files of any size stream in constant memory."""
     try:
-        with open(path, "rb") as handle:
-            if b"\x00" in handle.read(8192):
-                yield ReadError(str(path), "binary file (contains NUL bytes); expected JSONL text")
-                return
-            handle.seek(0)
-            yield from parse_jsonl(handle, str(path))
-    except OSError as exc:
-        yield ReadError(str(path), str(exc))
+        with _open_jsonl(path) as handle:
+            lines = _lines(handle, max_document_bytes)
+            yield from parse_jsonl(lines, str(path), max_document_bytes)
+    except (OSError, ValueError) as exc:
+        yield ReadError(str(path), _reason(exc))
 
 
-def parse_jsonl(lines: Iterable[bytes], source: str) -> Iterator[DocumentIn | ReadError]:
-    """A document per non-blank line: `{"id", "text", "title", "lang", "url", "metadata"}`."""
+def _count_jsonl(path: Path, max_document_bytes: int) -> int:
+    """The items `read_jsonl` gives: its non-blank lines, or 1 when it cannot be read."""
+    try:
+        with _open_jsonl(path) as handle:
+            lines = _lines(handle, max_document_bytes)
+            return sum(1 for line in lines if line is None or line.strip())
+    except (OSError, ValueError):
+        return 1
+
+
+def _open_jsonl(path: Path) -> BinaryIO:
+    """The file, opened as in `open_regular`; ValueError if it looks binary."""
+    handle = open_regular(path)
+    if b"\x00" in handle.read(SNIFF_BYTES):
+        handle.close()
+        raise ValueError("binary file (contains NUL bytes); expected JSONL text")
+    handle.seek(0)
+    return handle
+
+
+def _lines(handle: BinaryIO, max_document_bytes: int) -> Iterator[bytes | None]:
+    """The file's lines, None for one longer than `max_document_bytes` (its newline aside),
+    whose rest is skipped over without being held in memory."""
+    while line := handle.readline(max_document_bytes + 1):
+        if len(line) <= max_document_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(SNIFF_BYTES)
+        yield None
+
+
+def parse_jsonl(
+    lines: Iterable[bytes | None], source: str, max_document_bytes: int = MAX_DOCUMENT_BYTES
+) -> Iterator[DocumentIn | ReadError]:
+    """A document per non-blank line: `{"id", "text", "title", "lang", "url", "metadata"}`;
+    None stands for a line that was too long to read."""
     for number, raw in enumerate(lines, start=1):
+        where = f"{source}:{number}"
+        if raw is None:
+            yield ReadError(where, _too_large("the line", max_document_bytes))
+            continue
         if not raw.strip():
             continue
-        where = f"{source}:{number}"
         try:
             value = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as exc:
@@ -112,8 +257,16 @@ def parse_jsonl(lines: Iterable[bytes], source: str) -> Iterator[DocumentIn | Re
             yield ReadError(where, describe_validation_error(exc))
 
 
+def _reason(exc: OSError | ValueError) -> str:
+    return _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _os_reason(exc: OSError) -> str:
+    return OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
 def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:SNIFF_BYTES]:
         raise ValueError("binary file (contains NUL bytes); only UTF-8 text is read")
     try:
         return data.decode("utf-8-sig")
@@ -206,20 +359,3 @@ def _html_to_text(html: str) -> tuple[str | None, str]:
     body = "\n\n".join(p for p in paragraphs if p)
     title = " ".join("".join(parser.title_parts).split()) or _first_line(body)
     return (title[:TITLE_LIMIT] if title else None), body
-
-
-def count_items(paths: Iterable[Path]) -> int:
-    """How many items `read_sources` will yield (JSONL lines counted), for progress bars."""
-    total = 0
-    for path in paths:
-        for file in _supported_files(path) if path.is_dir() else [path]:
-            total += _count_lines(file) if file.suffix.lower() in JSONL_SUFFIXES else 1
-    return total
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as handle:
-            return max(1, sum(1 for line in handle if line.strip()))
-    except OSError:
-        return 1

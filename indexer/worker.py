@@ -94,10 +94,11 @@ class Worker:
         engine = self._engine
         ingestor = Ingestor(engine.store, engine.embedder, collection, engine.languages)
         source = Path(job.source["path"])
+        limit = engine.settings.max_document_bytes
         if not job.total:
-            job = replace(job, total=count_items([source]))
+            job = replace(job, total=count_items([source], limit))
             self._jobs.set_total(job.id, job.total)
-        items = islice(read_sources([source]), job.cursor, None)
+        items = islice(read_sources([source], limit), job.cursor, None)
         log.info(
             "%s takes job %s (%s) from item %d of %d",
             self.name, job.id, job.collection, job.cursor, job.total,

@@ -95,7 +95,8 @@ def ingest(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=err) as progress:
-            task = progress.add_task("ingest", total=count_items(paths), rates="")
+            limit = engine.settings.max_document_bytes
+            task = progress.add_task("ingest", total=count_items(paths, limit), rates="")
 
             def show(summary: IngestSummary, _batch: object) -> bool:
                 elapsed = max(time.perf_counter() - started, 1e-9)
@@ -105,7 +106,7 @@ def ingest(
                 return False
 
             summary = ingest_stream(
-                read_sources(paths),
+                read_sources(paths, limit),
                 ingestor,
                 engine.settings.ingest_batch_documents,
                 show,
