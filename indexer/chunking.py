@@ -23,6 +23,7 @@ from semantic_text_splitter import TextSplitter
 
 WINDOW_CHARS_PER_TOKEN = 16  # a first window holds several chunks of any script
 WORD = re.compile(r"\s*\S+")  # a word with the whitespace before it, as tokenizers see it
+REMEMBERED_CHARS = 2**22  # words remembered per text, at most (CJK runs may be long)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Chunker:
 
 class WordSums:
     """An estimate of `count_tokens(span)`: the sum of the exact counts of its words, each
-    distinct word counted once, so that sizing the same text again costs no tokenizer call.
+    distinct word counted once, so sizing the same text again costs little.
 
     `per_call` is what counting a word on its own adds to it (special tokens, the prompt),
     found as `2 * count("a") - count("a a")`. Tokenizers that see a word and the whitespace
@@ -112,6 +113,7 @@ class WordSums:
         self._empty = count_tokens("")
         self._per_call = 2 * count_tokens("a") - count_tokens("a a")
         self._words: dict[str, int] = {}
+        self._remembered = 0  # characters in `_words`
 
     def __call__(self, span: str) -> int:
         total = self._empty
@@ -119,6 +121,9 @@ class WordSums:
         for word in WORD.findall(span):
             tokens = words.get(word)
             if tokens is None:
-                tokens = words[word] = max(0, self._count_tokens(word) - self._per_call)
+                tokens = max(0, self._count_tokens(word) - self._per_call)
+                if self._remembered + len(word) <= REMEMBERED_CHARS:
+                    words[word] = tokens
+                    self._remembered += len(word)
             total += tokens
         return total
