@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from search.embedders import Embedder
-from search.errors import InvalidInput, ModelMismatch
+from search.errors import CollectionExists, InvalidInput, ModelMismatch
 from search.settings import Settings
 from search.store.repository import CollectionInfo, Store
 
@@ -70,7 +70,10 @@ def ensure_collection(
     found = store.find_collection(name)
     if found is not None:
         return found
-    return store.create_collection(collection_spec(name, settings, embedder))
+    try:
+        return store.create_collection(collection_spec(name, settings, embedder))
+    except CollectionExists:  # another process created it meanwhile
+        return store.get_collection(name)
 
 
 def check_model(collection: CollectionInfo, embedder: Embedder) -> None:

@@ -30,6 +30,13 @@ class CollectionNotFound(XlsearchError):
         )
 
 
+class CollectionDeleted(CollectionNotFound):
+    """The collection was deleted while documents were being written to it."""
+
+    def __init__(self) -> None:
+        XlsearchError.__init__(self, "the collection was deleted while documents were being added")
+
+
 class CollectionExists(XlsearchError):
     code = "collection_exists"
     status = 409
@@ -60,3 +67,10 @@ class Forbidden(XlsearchError):
 class UnsupportedMedia(XlsearchError):
     code = "unsupported_media"
     status = 415
+
+
+class RequestTooLarge(XlsearchError):
+    """More work in one request than the server takes at once; split it."""
+
+    code = "request_too_large"
+    status = 413

@@ -156,6 +156,17 @@ class VectorIndex:
     def count(self) -> int:
         return int(self._index.ntotal)
 
+    def ids(self) -> np.ndarray:
+        """Every chunk id the index holds, sorted (for checks that it equals the database)."""
+        if self.plan.kind == "flat":
+            return np.sort(faiss.vector_to_array(self._index.id_map))
+        lists = self._index.invlists
+        found = [
+            faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).copy()
+            for n in range(lists.nlist)
+        ]
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 import migrations
+
+# Execution option of the connections that write: on SQLite their transaction starts with
+# BEGIN IMMEDIATE (see `connect`); other databases ignore it.
+WRITES = "xlsearch_writes"
+# Alembic keeps the migration context in a module-level global, so two threads migrating at
+# once (two engines opened together) would run on each other's connections and deadlock.
+_MIGRATING = threading.Lock()
 
 
 def connect(url: str) -> Engine:
@@ -26,11 +34,23 @@ def connect(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 module would begin a transaction only at the first INSERT/UPDATE/DELETE,
+        # so what a writer read before it (the chunks it is about to replace) came from no
+        # transaction at all and could be stale by the time it wrote. Transactions are
+        # begun explicitly instead (`_sqlite_begin`).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: Connection) -> None:
+        # A writer takes the write lock before its first read, so everything it reads is
+        # current until it commits; readers get a consistent snapshot and never wait.
+        writes = connection.get_execution_options().get(WRITES, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 
@@ -49,11 +69,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (the latest by default); safe to run on every start."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to `revision` (used by migration tests and rollbacks)."""
     from alembic import command
 
-    command.downgrade(alembic_config(engine), revision)
+    with _MIGRATING:
+        command.downgrade(alembic_config(engine), revision)

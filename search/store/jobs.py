@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
 from search.errors import XlsearchError
-from search.store.repository import Store
+from search.store.repository import Store, storable
 from search.store.tables import Collection, Job, utcnow
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -87,7 +87,7 @@ class JobStore:
 
     def submit(self, collection_id: int, source: dict[str, Any], total: int) -> str:
         job_id = uuid.uuid4().hex
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             session.add(
                 Job(
                     id=job_id,
@@ -101,6 +101,8 @@ class JobStore:
         return job_id
 
     def get(self, job_id: str) -> JobInfo:
+        if not storable(job_id):
+            raise JobNotFound(job_id)
         with self._store.session() as session:
             row = session.execute(
                 select(Job, Collection.name)
@@ -137,8 +139,10 @@ class JobStore:
 
     def cancel(self, job_id: str) -> JobInfo:
         """A queued job is cancelled at once; a running one when its worker next looks."""
+        if not storable(job_id):
+            raise JobNotFound(job_id)
         now = utcnow()
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             job = session.get(Job, job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -153,7 +157,7 @@ class JobStore:
 
         The conditional update makes the claim safe when several workers race for a job.
         """
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             candidate = session.scalar(
                 select(Job.id)
                 .where(Job.status == "queued")
@@ -179,7 +183,7 @@ class JobStore:
 
     def set_total(self, job_id: str, total: int) -> None:
         """Record how many items the job's source holds (counted when work starts)."""
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             session.execute(update(Job).where(Job.id == job_id).values(total=total))
 
     def advance(
@@ -191,7 +195,7 @@ class JobStore:
         no longer its own (taken over after its heartbeat went stale), in which case nothing
         is recorded: the new holder redoes the batch, and committed documents are skipped.
         """
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.worker != worker or job.status != "running":
                 return False
@@ -205,7 +209,7 @@ class JobStore:
 
     def beat(self, job_id: str, worker: str) -> bool:
         """Refresh the heartbeat of a job `worker` holds; False if it holds it no longer."""
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             result = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
@@ -217,7 +221,7 @@ class JobStore:
         self, job_id: str, worker: str, status: JobStatus, error: str | None = None
     ) -> None:
         """End a job `worker` holds (a job taken over meanwhile is left to its new holder)."""
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.worker != worker:
                 return
@@ -229,7 +233,7 @@ class JobStore:
         """Put running jobs whose heartbeat is older than `older_than` back in the queue;
         they resume at their cursor. Returns how many were taken back."""
         limit = utcnow() - older_than
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             result = session.execute(
                 update(Job)
                 .where(Job.status == "running", Job.heartbeat_at < limit)
@@ -239,7 +243,7 @@ class JobStore:
 
     def release(self, job_id: str, worker: str) -> None:
         """Hand an unfinished job back to the queue (its worker is shutting down)."""
-        with self._store.session() as session, session.begin():
+        with self._store.writing() as session:
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker == worker, Job.status == "running")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from search.errors import CollectionExists, CollectionNotFound
+from search.errors import CollectionDeleted, CollectionExists, CollectionNotFound
+from search.store.database import WRITES
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
 SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
@@ -80,6 +83,16 @@ class ChunkHit:
     end: int
 
 
+def storable(key: str) -> bool:
+    """Whether `key` could be stored at all: keys from URLs may hold NULs or lone surrogates,
+    which PostgreSQL refuses with an error, so lookups treat them as absent."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in key
+
+
 def _info(row: Collection) -> CollectionInfo:
     return CollectionInfo(
         id=row.id,
@@ -112,32 +125,57 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writing_sessions = sessionmaker(
+            engine.execution_options(**{WRITES: True}), expire_on_commit=False
+        )
 
     def session(self) -> Session:
+        """A session for reads (a consistent snapshot; it never waits for writers)."""
         return self._sessions()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in a transaction that holds the write lock from its first statement
+        (SQLite: BEGIN IMMEDIATE), so what it reads cannot change before it commits.
+
+        Every read-then-write goes through here: replacing a document reads the chunks it
+        buries, and a stale read there left the index out of step with the database.
+        """
+        with self._writing_sessions() as session, session.begin():
+            yield session
 
     # -- collections ---------------------------------------------------------------------
 
     def create_collection(self, spec: CollectionInfo) -> CollectionInfo:
         """Insert a collection (`spec.id` is ignored); refuses an existing name."""
-        with self.session() as session, session.begin():
-            if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
-                raise CollectionExists(f"collection {spec.name!r} already exists")
-            row = Collection(
-                name=spec.name,
-                model=spec.model,
-                dimension=spec.dimension,
-                chunk_tokens=spec.chunk_tokens,
-                chunk_overlap=spec.chunk_overlap,
-                document_instruction=spec.document_instruction,
-                query_instruction=spec.query_instruction,
-                index_settings=spec.index_settings,
-            )
-            session.add(row)
-            session.flush()
-            return _info(row)
+        exists = CollectionExists(f"collection {spec.name!r} already exists")
+        try:
+            with self.writing() as session:
+                if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
+                    raise exists
+                return self._add_collection(session, spec)
+        except IntegrityError:  # created by another process between the check and the insert
+            raise exists from None
+
+    @staticmethod
+    def _add_collection(session: Session, spec: CollectionInfo) -> CollectionInfo:
+        row = Collection(
+            name=spec.name,
+            model=spec.model,
+            dimension=spec.dimension,
+            chunk_tokens=spec.chunk_tokens,
+            chunk_overlap=spec.chunk_overlap,
+            document_instruction=spec.document_instruction,
+            query_instruction=spec.query_instruction,
+            index_settings=spec.index_settings,
+        )
+        session.add(row)
+        session.flush()
+        return _info(row)
 
     def find_collection(self, name: str) -> CollectionInfo | None:
+        if not storable(name):
+            return None
         with self.session() as session:
             row = session.scalar(select(Collection).where(Collection.name == name))
             return _info(row) if row else None
@@ -182,7 +220,7 @@ class Store:
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection with all its documents, chunks and jobs."""
-        with self.session() as session, session.begin():
+        with self.writing() as session:
             row = session.scalar(select(Collection).where(Collection.name == name))
             if row is None:
                 raise CollectionNotFound(name)
@@ -191,6 +229,8 @@ class Store:
     # -- documents -----------------------------------------------------------------------
 
     def find_document(self, collection_id: int, external_id: str) -> DocumentRecord | None:
+        if not storable(external_id):
+            return None
         with self.session() as session:
             row = session.scalar(self._document_query(collection_id, external_id))
             return _record(row) if row else None
@@ -215,7 +255,7 @@ class Store:
         An existing document with the same external id is replaced (its old chunks become
         tombstones for the indexes). Returns True when a document was replaced.
         """
-        with self.session() as session, session.begin():
+        with self.writing() as session:
             self._lock_log(session, collection_id)
             row = session.scalar(self._document_query(collection_id, record.external_id))
             replaced = row is not None
@@ -246,14 +286,17 @@ class Store:
 
     def update_document_fields(self, collection_id: int, record: DocumentRecord) -> None:
         """Change title, url, language and metadata of a document whose text is unchanged."""
-        with self.session() as session, session.begin():
+        with self.writing() as session:
+            self._lock_log(session, collection_id)
             row = session.scalar(self._document_query(collection_id, record.external_id))
             if row is not None:
                 self._apply_fields(row, record)
 
     def delete_document(self, collection_id: int, external_id: str) -> bool:
         """Remove a document and its chunks; returns False if there was none."""
-        with self.session() as session, session.begin():
+        if not storable(external_id):
+            return False
+        with self.writing() as session:
             self._lock_log(session, collection_id)
             row = session.scalar(self._document_query(collection_id, external_id))
             if row is None:
@@ -282,17 +325,24 @@ class Store:
 
     @staticmethod
     def _lock_log(session: Session, collection_id: int) -> None:
-        """Serialise a collection's chunk and tombstone writes until this transaction ends.
+        """Serialise a collection's chunk and tombstone writes until this transaction ends,
+        and make sure the collection still exists (and stays until then).
 
         Indexes catch up by "ids above my watermark", which holds only if ids become visible
-        in id order. SQLite has one writer at a time; on PostgreSQL two workers could commit
-        out of order (ids 13-15 before 10-12) and a replica reading in between would skip
-        10-12 for good. A transaction-scoped advisory lock per collection, taken before any
-        id is drawn, makes commit order follow id order. Transactions are short (embedding
-        happens before), so workers still embed in parallel.
+        in id order. SQLite has one writer at a time (`Store.writing`); on PostgreSQL two
+        workers could commit out of order (ids 13-15 before 10-12) and a replica reading in
+        between would skip 10-12 for good. A transaction-scoped advisory lock per collection,
+        taken before any id is drawn, makes commit order follow id order. Transactions are
+        short (embedding happens before), so workers still embed in parallel. The shared row
+        lock on the collection makes a concurrent delete of it wait for this write.
         """
         if session.get_bind().dialect.name == "postgresql":
             session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_SPACE, collection_id)))
+        found = session.scalar(
+            select(Collection.id).where(Collection.id == collection_id).with_for_update(read=True)
+        )
+        if found is None:
+            raise CollectionDeleted()
 
     @staticmethod
     def _bury_chunks(session: Session, collection_id: int, document_id: int) -> None:
