@@ -18,9 +18,10 @@ Columns: seconds, seconds per MB of UTF-8, chunks, characters handed to `count_t
 character of text (the cost that grows when chunking is superlinear), the longest pause a
 second thread saw while chunking ran (it sleeps 5 ms in a loop; a pause is the time it
 waited beyond that: how long a search thread would have waited for the interpreter), and
-the slowest of the queries a third thread embedded meanwhile, one every 50 ms (the header
-gives the same without chunking). Repeated text makes the word-count cache hit more often
-than new text would: the 100 KB rows are new text (one language's corpus is about 190 KB).
+the median and slowest of the queries a third thread embedded meanwhile, one every 50 ms
+(the header gives the same without chunking; on a loaded machine the slowest is noise).
+Repeated text makes the word-count cache hit more often than new text would: the 100 KB
+rows are new text (one language's corpus is about 190 KB).
 
 Run (from the repository root, with the venv active)::
 
@@ -35,12 +36,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from semantic_text_splitter import TextSplitter
@@ -90,25 +92,37 @@ def windows(count_tokens: Callable[[str], int], text: str) -> int:
     return len(Chunker(count_tokens, CHUNK_TOKENS, OVERLAP).split(text))
 
 
+@dataclass
+class Watch:
+    """What a search thread saw: the longest pause (s) and each query's time (s)."""
+
+    pause: float = 0.0
+    queries: list[float] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.queries:
+            return "-"
+        return f"{statistics.median(self.queries) * 1000:.0f} / {max(self.queries) * 1000:.0f}"
+
+
 @contextmanager
-def watched(embedder: BundledEmbedder) -> Iterator[list[float]]:
-    """Yields [longest pause, slowest query] in seconds, filled in afterwards: the longest a
-    thread that sleeps 5 ms in a loop waited beyond its sleep, and the slowest query that a
-    thread embedding one every 50 ms saw."""
-    result = [0.0, 0.0]
+def watched(embedder: BundledEmbedder) -> Iterator[Watch]:
+    """A Watch filled in while the block runs: the longest a thread that sleeps 5 ms in a
+    loop waited beyond its sleep, and the query times of a thread embedding one every 50 ms."""
+    result = Watch()
     stop = threading.Event()
 
     def tick() -> None:
         while not stop.is_set():
             started = time.perf_counter()
             time.sleep(0.005)
-            result[0] = max(result[0], time.perf_counter() - started - 0.005)
+            result.pause = max(result.pause, time.perf_counter() - started - 0.005)
 
     def search() -> None:
         while not stop.wait(0.05):
             started = time.perf_counter()
             embedder.embed_queries(["how tall is the Eiffel Tower?"])
-            result[1] = max(result[1], time.perf_counter() - started)
+            result.queries.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=t, daemon=True) for t in (tick, search)]
     for thread in threads:
@@ -166,17 +180,17 @@ def main() -> None:
                     rows.append([
                         f"{language}, {layout}", f"{megabytes:.2f}", name, f"{seconds:.2f}",
                         f"{seconds / megabytes:.2f}", chunks, f"{counted.chars / len(text):.2f}",
-                        counted.calls, f"{seen[0] * 1000:.0f}", f"{seen[1] * 1000:.0f}",
+                        counted.calls, f"{seen.pause * 1000:.0f}", seen.describe(),
                     ])
                     log(f"... {seconds:.1f} s")
     embedder.close()
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"Machine: {machine_description()}, load average {load}; {code_version()}")
     print(f"Chunks of {CHUNK_TOKENS} tokens, {OVERLAP} overlap, {embedder.name} tokenizer;")
-    print(f"without chunking: longest pause {idle[0] * 1000:.0f} ms, "
-          f"slowest query {idle[1] * 1000:.0f} ms.\n")
+    print(f"without chunking: longest pause {idle.pause * 1000:.0f} ms, "
+          f"query median / slowest {idle.describe()} ms.\n")
     headers = ["data", "MB", "method", "s", "s/MB", "chunks", "counted chars/char",
-               "count calls", "longest pause ms", "slowest query ms"]
+               "count calls", "longest pause ms", "query ms median / slowest"]
     print(format_table(headers, rows))
 
 
