@@ -105,7 +105,10 @@ class Worker:
         )
 
         def record(summary: IngestSummary, batch: BatchReport) -> bool:
-            errors = [{"item": source, "reason": reason} for source, reason in batch.errors]
+            errors = [
+                {"item": hide_root(item, source), "reason": hide_root(reason, source)}
+                for item, reason in batch.errors
+            ]
             keep_going = self._jobs.advance(
                 job.id, self.name, batch.items, len(batch.errors), errors
             )
@@ -134,6 +137,13 @@ class Worker:
             self._jobs.finish(job.id, self.name, "succeeded")
         if job.source.get("owned"):
             shutil.rmtree(source, ignore_errors=True)  # an upload, no longer needed
+
+
+def hide_root(text: str, source: Path) -> str:
+    """`text` with the job's folder left out of the paths it names: job errors say
+    `docs.jsonl:51`, not where the server keeps its files."""
+    root = str(source if source.is_dir() else source.parent)
+    return text.replace(root + "/", "").replace(root, ".")
 
 
 class Heartbeat:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import math
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
-LANGUAGE_PATTERN = r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})*|und)$"
+from search.filters import FilterError, compile_filter
+from search.languages import normalise_language
+
+METADATA_DEPTH = 8  # nesting levels of metadata objects and lists
+METADATA_ITEMS = 1000  # keys and list items in one document's metadata, all levels together
+METADATA_BYTES = 65536  # its size as JSON: it travels with every search result
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
@@ -21,19 +36,93 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-class DocumentIn(BaseModel):
-    """One document to ingest; unknown fields are refused so typos do not pass silently."""
+def clean_text(value: str) -> str:
+    """`value` if it can be stored and sent back as UTF-8 text: no lone surrogates (JSON's
+    `"\\ud800"` decodes to one, and it cannot be encoded), no NUL characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
+            f"{exc.start}; send valid Unicode text"
+        ) from None
+    if "\x00" in value:
+        raise ValueError(f"contains a NUL character at character {value.index(chr(0))}")
+    return value
 
-    model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, min_length=1, max_length=512, description="Your stable id.")
-    text: str = Field(description="The document's text, in any language.")
-    title: str | None = Field(None, max_length=2000)
-    lang: str | None = Field(
-        None, pattern=LANGUAGE_PATTERN, description="ISO 639-1 code; detected when absent."
+def clean_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata that survives a round trip through JSON unchanged: clean strings as keys and
+    values, finite numbers, bounded nesting and size."""
+    items = 0
+
+    def check(node: Any, where: str, depth: int) -> None:
+        nonlocal items
+        if depth > METADATA_DEPTH:
+            raise ValueError(f"{where}: nested deeper than {METADATA_DEPTH} levels")
+        if isinstance(node, str):
+            _named(clean_text, node, where)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{where}: {node} is not a JSON number; use a finite number")
+        elif isinstance(node, dict | list):
+            items += len(node)
+            if items > METADATA_ITEMS:
+                raise ValueError(f"more than {METADATA_ITEMS} keys and items; store less")
+            pairs = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in pairs:
+                if isinstance(key, str):
+                    _named(clean_text, key, f"{where} key {key[:40]!r}")
+                inner = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+                check(child, inner, depth + 1)
+        elif node is not None and not isinstance(node, bool | int | float):
+            raise ValueError(f"{where}: {type(node).__name__} is not a JSON value")
+
+    check(value, "metadata", 0)
+    if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {METADATA_BYTES} bytes as JSON; store less")
+    return value
+
+
+def _named(rule: Any, value: str, where: str) -> None:
+    try:
+        rule(value)
+    except ValueError as exc:
+        raise ValueError(f"{where} {exc}") from None
+
+
+def _clean_if_text(value: Any) -> Any:
+    """Checked before pydantic's own string checks, which refuse a lone surrogate with a
+    message that does not say what is wrong; other types get pydantic's type error."""
+    return clean_text(value) if isinstance(value, str) else value
+
+
+def _language(value: str) -> str:
+    return normalise_language(value)
+
+
+Text = Annotated[str, BeforeValidator(_clean_if_text)]
+Language = Annotated[str, BeforeValidator(_clean_if_text), AfterValidator(_language)]
+Metadata = Annotated[dict[str, Any], AfterValidator(clean_metadata)]
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused so typos do not pass silently, and types
+    are not coerced (`"k": true` is not 1, `"wait": "yes"` is not true)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DocumentIn(Strict):
+    """One document to ingest."""
+
+    id: Text | None = Field(None, min_length=1, max_length=512, description="Your stable id.")
+    text: Text = Field(description="The document's text, in any language.")
+    title: Text | None = Field(None, max_length=2000)
+    lang: Language | None = Field(
+        None, max_length=16, description="ISO 639-1 code (any case); detected when absent."
     )
-    url: str | None = Field(None, max_length=4000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    url: Text | None = Field(None, max_length=4000)
+    metadata: Metadata = Field(default_factory=dict)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -45,8 +134,6 @@ class DocumentIn(BaseModel):
     def _text_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text is empty")
-        if "\x00" in value:
-            raise ValueError("text contains NUL characters (binary data?)")
         return value
 
 
@@ -74,20 +161,23 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(Strict):
     """A question; results cross languages unless `languages` narrows them."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(min_length=1, max_length=4000, description="The question, any language.")
+    query: Text = Field(min_length=1, max_length=4000, description="The question, any language.")
     k: int = Field(10, ge=1, le=100, description="How many documents to return.")
-    languages: list[str] | None = Field(
-        None, description="Only documents in these languages (ISO 639-1)."
+    languages: list[Language] | None = Field(
+        None,
+        max_length=200,
+        description="Only documents in these languages (ISO 639-1, any case; `zh` also "
+        "takes `zh-tw`).",
     )
-    filter: dict[str, Any] | None = Field(
-        None, description="Metadata equality filter: every key must equal the value."
+    filter: Metadata | None = Field(
+        None,
+        description="Metadata filter: `{\"key\": value}` is equality; operators $eq $ne $gt "
+        "$gte $lt $lte $in $nin $exists per key and $and $or $not over filters.",
     )
-    instruction: str | None = Field(
+    instruction: Text | None = Field(
         None, max_length=2000, description="Task instruction for instruction-aware models."
     )
     nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists to visit.")
@@ -97,4 +187,14 @@ class SearchRequest(BaseModel):
     def _query_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("query is empty")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                compile_filter(value)
+            except FilterError as exc:
+                raise ValueError(str(exc)) from None
         return value

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from search.collections import check_model
 from search.embedders import Embedder
 from search.errors import XlsearchError
+from search.filters import compile_filter
 from search.index_manager import IndexManager
 from search.language import QUERY_TRIALS, detect_language
+from search.languages import language_matches
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
 from search.store.repository import ChunkHit, Store
 
 log = logging.getLogger(__name__)
 
 
-def _matches(hit: ChunkHit, languages: set[str] | None, filters: dict[str, Any] | None) -> bool:
-    if languages and hit.lang not in languages:
-        return False
-    return not filters or all(hit.metadata.get(key) == value for key, value in filters.items())
+def _matcher(request: SearchRequest) -> Callable[[ChunkHit], bool]:
+    """Whether a hit passes the request's language and metadata filters."""
+    languages = request.languages or []
+    metadata_filter = compile_filter(request.filter) if request.filter else None
+
+    def matches(hit: ChunkHit) -> bool:
+        if languages and not any(language_matches(lang, hit.lang) for lang in languages):
+            return False
+        return metadata_filter is None or metadata_filter(hit.metadata)
+
+    return matches
 
 
 class Stopwatch:
@@ -86,8 +94,8 @@ class SearchService:
                 instruction=request.instruction or collection.query_instruction,
                 dimension=collection.dimension,
             )
-        languages = set(request.languages) if request.languages else None
-        fetch = request.k * self._overfetch * (4 if languages or request.filter else 1)
+        matches = _matcher(request)
+        fetch = request.k * self._overfetch * (4 if request.languages or request.filter else 1)
         results: dict[str, SearchResult] = {}
         while True:
             with watch.stage("index"):
@@ -98,11 +106,7 @@ class SearchService:
             results.clear()
             for chunk_id, score in pairs:
                 hit = hits.get(chunk_id)
-                if (
-                    hit is None
-                    or hit.document_id in results
-                    or not _matches(hit, languages, request.filter)
-                ):
+                if hit is None or hit.document_id in results or not matches(hit):
                     continue
                 results[hit.document_id] = SearchResult(
                     id=hit.document_id,

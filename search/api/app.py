@@ -68,9 +68,15 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by routes.ops instead, behind the read keys like everything that tells
+        # what the server holds.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.api_keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.state.open_reads = settings.open_reads
+    app.state.open_embeddings = settings.open_embeddings
     app.state.metrics = metrics
     for module in (ops, collections, documents, jobs, search_routes, embeddings):
         app.include_router(module.router)

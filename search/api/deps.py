@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from search.engine import Engine
+from search.errors import UnsupportedMedia
 from search.store.jobs import JobStore
 
 
@@ -25,3 +26,14 @@ async def _jobs(request: Request) -> JobStore:
 
 EngineDep = Annotated[Engine, Depends(_engine)]
 JobsDep = Annotated[JobStore, Depends(_jobs)]
+
+
+async def require_json(request: Request) -> None:
+    """Routes with a JSON body refuse other content types with 415 (FastAPI would try to
+    validate the raw bytes and answer a puzzling 422)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMedia(
+            f"send the body as JSON with 'Content-Type: application/json' (got "
+            f"{media_type or 'no content type'!r})"
+        )

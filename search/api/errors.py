@@ -23,6 +23,11 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for item in exc.errors():
+        if item.get("type") == "json_invalid":
+            where = item.get("loc", ("body", 0))[-1]
+            reason = item.get("ctx", {}).get("error", "invalid")
+            parts.append(f"the body is not valid JSON: {reason} at character {where}")
+            continue
         where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path"))
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)

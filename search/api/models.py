@@ -7,13 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.schemas import DocumentIn
+from search.schemas import DocumentIn, Strict, Text
 from search.store.jobs import JobStatus
 from search.store.repository import CollectionStats
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ErrorDetail(BaseModel):
@@ -28,12 +24,16 @@ class ErrorBody(BaseModel):
 
 
 class CollectionIn(Strict):
-    name: str = Field(examples=["news"], description="1-64 letters, digits, '_', '-', '.'")
-    dimension: int | None = Field(None, description="Matryoshka dimension; default the model's.")
-    chunk_tokens: int | None = Field(None, description="Most tokens per chunk.")
-    chunk_overlap: int | None = Field(None, description="Tokens shared by neighbouring chunks.")
-    document_instruction: str | None = Field(None, max_length=2000)
-    query_instruction: str | None = Field(None, max_length=2000)
+    name: Text = Field(examples=["news"], description="1-64 letters, digits, '_', '-', '.'")
+    dimension: int | None = Field(
+        None, ge=32, description="Matryoshka dimension; default the model's."
+    )
+    chunk_tokens: int | None = Field(None, ge=16, description="Most tokens per chunk.")
+    chunk_overlap: int | None = Field(
+        None, ge=0, description="Tokens shared by neighbouring chunks."
+    )
+    document_instruction: Text | None = Field(None, max_length=2000)
+    query_instruction: Text | None = Field(None, max_length=2000)
 
 
 class CollectionOut(BaseModel):
@@ -91,7 +91,7 @@ class JobAccepted(BaseModel):
 
 
 class JobPathIn(Strict):
-    path: str = Field(description="A file or folder under one of the server's allowed roots.")
+    path: Text = Field(description="A file or folder under one of the server's allowed roots.")
 
 
 class JobOut(BaseModel):
@@ -129,15 +129,16 @@ class DocumentOut(BaseModel):
 class EmbeddingsIn(BaseModel):
     """OpenAI's embeddings request, plus the seed's `dim` and xlsearch's `input_type`."""
 
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields like `user`
+    # OpenAI clients send fields like `user`; types are not coerced.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    input: str | list[str] = Field(examples=["Wie hoch ist der Eiffelturm?"])
-    model: str | None = None
+    input: Text | list[Text] = Field(examples=["Wie hoch ist der Eiffelturm?"])
+    model: Text | None = None
     dimensions: int | None = Field(None, ge=1)
     dim: int | None = Field(None, ge=1, description="Alias of `dimensions`.")
     encoding_format: Literal["float", "base64"] = "float"
     input_type: Literal["query", "document"] = "document"
-    instruction: str | None = Field(None, max_length=2000)
+    instruction: Text | None = Field(None, max_length=2000)
 
 
 class EmbeddingItem(BaseModel):

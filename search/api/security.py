@@ -34,3 +34,10 @@ async def require_write(request: Request) -> None:
 async def require_read(request: Request) -> None:
     """Dependency for routes that only read (async: it never blocks)."""
     _check(request, needed=not request.app.state.open_reads)
+
+
+async def require_embeddings(request: Request) -> None:
+    """Dependency for POST /v1/embeddings: it spends the model's time on anything a client
+    sends, so `open_embeddings=false` needs a key for it even while reads are open."""
+    state = request.app.state
+    _check(request, needed=not (state.open_reads and state.open_embeddings))

@@ -56,10 +56,16 @@ class Embedder(ABC):
         *,
         instruction: str | None = None,
         dimension: int | None = None,
+        bulk: bool = False,
     ) -> np.ndarray:
-        """Embed search questions with the model's query prompt (and task instruction)."""
+        """Embed search questions with the model's query prompt (and task instruction).
+
+        `bulk` marks texts embedded as queries for a client (POST /v1/embeddings) rather than
+        for a search: where the backend schedules work, they wait behind searches' queries
+        like documents do, so one large request cannot hold searches up.
+        """
         formatted = [self.format_query(t, instruction) for t in texts]
-        return self._observed(texts, formatted, is_query=True, dimension=dimension)
+        return self._observed(texts, formatted, is_query=True, dimension=dimension, bulk=bulk)
 
     def format_query(self, text: str, instruction: str | None = None) -> str:
         """The text handed to `_encode` for a query."""
@@ -80,13 +86,24 @@ class Embedder(ABC):
         `dimension` lets a remote server truncate for us; the caller truncates regardless.
         """
 
+    def _encode_bulk(
+        self, texts: list[str], *, is_query: bool, dimension: int | None
+    ) -> np.ndarray:
+        """`_encode` at documents' priority; backends without priorities encode at once."""
+        return self._encode(texts, is_query=is_query, dimension=dimension)
+
     def _observed(
-        self, texts: Sequence[str], formatted: list[str], *, is_query: bool, dimension: int | None
+        self,
+        texts: Sequence[str],
+        formatted: list[str],
+        *,
+        is_query: bool,
+        dimension: int | None,
+        bulk: bool = False,
     ) -> np.ndarray:
         started = time.perf_counter()
-        vectors = self._finish(
-            self._encode(formatted, is_query=is_query, dimension=dimension), dimension
-        )
+        encode = self._encode_bulk if bulk else self._encode
+        vectors = self._finish(encode(formatted, is_query=is_query, dimension=dimension), dimension)
         if self.observer is not None and len(texts):
             self.observer("query" if is_query else "document", texts, time.perf_counter() - started)
         return vectors

@@ -57,23 +57,27 @@ class BundledEmbedder(Embedder):
         return text
 
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if is_query:
+        if not is_query:
+            return self._encode_bulk(texts, is_query=False, dimension=dimension)
+        with self._queries:
+            self._queries_waiting += 1
+        try:
+            return self._run(texts, is_query=True)
+        finally:
             with self._queries:
-                self._queries_waiting += 1
-            try:
-                return self._run(texts, is_query=True)
-            finally:
-                with self._queries:
-                    self._queries_waiting -= 1
-                    self._queries.notify_all()
+                self._queries_waiting -= 1
+                self._queries.notify_all()
+
+    def _encode_bulk(
+        self, texts: list[str], *, is_query: bool, dimension: int | None
+    ) -> np.ndarray:
+        """In slices, each waiting while a search's query is waiting."""
         parts = []
         for start in range(0, len(texts), DOCUMENT_SLICE):
             with self._queries:
                 self._queries.wait_for(lambda: self._queries_waiting == 0)
-            parts.append(self._run(texts[start : start + DOCUMENT_SLICE], is_query=False))
-        return np.concatenate(parts)
+            parts.append(self._run(texts[start : start + DOCUMENT_SLICE], is_query=is_query))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     def _run(self, texts: list[str], *, is_query: bool) -> np.ndarray:
         vectors = self._engine_thread.submit(self._engine.encode, texts, is_query).result()

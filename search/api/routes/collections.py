@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
 
-from search.api.deps import EngineDep
+from search.api.deps import EngineDep, require_json
 from search.api.models import CollectionIn, CollectionList, CollectionOut, error_responses
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
@@ -31,7 +31,7 @@ def list_collections(engine: EngineDep) -> CollectionList:
     "",
     operation_id="create_collection",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require_write)],
+    dependencies=[Depends(require_write), Depends(require_json)],
     responses=error_responses(404, 409, 422),
 )
 def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:

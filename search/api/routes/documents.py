@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from search.api.deps import EngineDep, JobsDep
+from search.api.deps import EngineDep, JobsDep, require_json
 from search.api.models import (
     DocumentOut,
     DocumentResult,
@@ -17,7 +17,7 @@ from search.api.models import (
 from search.api.security import require_read, require_write
 from search.api.uploads import save_documents
 from search.collections import check_model
-from search.errors import DocumentNotFound
+from search.errors import DocumentNotFound, RequestTooLarge
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"]
     "",
     operation_id="add_documents",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(require_write)],
-    responses={200: {"model": DocumentsDone}, **error_responses(404, 409, 413, 422)},
+    dependencies=[Depends(require_write), Depends(require_json)],
+    responses={200: {"model": DocumentsDone}, **error_responses(404, 409, 413, 415, 422)},
 )
 def add_documents(
     name: str, body: DocumentsIn, engine: EngineDep, jobs: JobsDep, request: Request
@@ -36,6 +36,7 @@ def add_documents(
     and answer 200 once they are searchable. Same id again replaces; same text is a no-op."""
     collection = engine.store.get_collection(name)
     check_model(collection, engine.embedder)
+    _check_sizes(body, engine.settings.max_document_bytes)
     if body.wait:
         outcomes = request.app.state.ingestion.ingest_documents(collection, body.documents)
         engine.indexes.catch_up(engine.indexes.get(collection))
@@ -46,6 +47,18 @@ def add_documents(
     folder = save_documents(engine.settings.upload_dir, body.documents)
     job_id = jobs.submit(collection.id, {"path": str(folder), "owned": True}, len(body.documents))
     return JSONResponse(JobAccepted(job_id=job_id).model_dump(), status_code=202)
+
+
+def _check_sizes(body: DocumentsIn, limit: int) -> None:
+    """Refuse the request when a document's text is over `max_document_bytes` (the same limit
+    readers apply to a file or a JSONL line), naming the documents."""
+    large = [n for n, doc in enumerate(body.documents) if len(doc.text.encode()) > limit]
+    if large:
+        where = ", ".join(f"documents.{n}" for n in large[:10])
+        raise RequestTooLarge(
+            f"{where}: text is larger than {limit} bytes (XLSEARCH_MAX_DOCUMENT_BYTES); "
+            "split the document or raise the limit"
+        )
 
 
 @router.get(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from search.api.deps import EngineDep
 from search.api.models import ModelCard, ModelList
@@ -26,10 +27,27 @@ def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "starting"}, status_code=503)
 
 
-@router.get("/metrics", operation_id="metrics", tags=["ops"], response_class=Response)
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    tags=["ops"],
+    response_class=Response,
+    dependencies=[Depends(require_read)],
+)
 def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format (it names collections and their sizes, so it needs a key when
+    reads do)."""
     return request.app.state.metrics.render()  # type: ignore[no-any-return]
+
+
+@router.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_read)])
+async def openapi_schema(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False, dependencies=[Depends(require_read)])
+async def openapi_ui() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="xlsearch API")
 
 
 @router.get(

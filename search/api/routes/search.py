@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from search.api.deps import EngineDep
+from search.api.deps import EngineDep, require_json
 from search.api.models import error_responses
 from search.api.security import require_read
 from search.collections import DEFAULT_COLLECTION
@@ -29,7 +29,8 @@ def _answer(
 @router.post(
     "/v1/collections/{name}/search",
     operation_id="search_collection",
-    responses=error_responses(404, 409, 422),
+    dependencies=[Depends(require_json)],
+    responses=error_responses(404, 409, 415, 422),
 )
 def search_collection(
     name: str, body: SearchRequest, engine: EngineDep, response: Response
