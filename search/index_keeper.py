@@ -36,9 +36,14 @@ class IndexKeeper:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop catching up and take a last snapshot; a shutdown never fails on it (the
+        previous snapshot stays valid, and the next start catches up from the database)."""
         self._stop.set()
         self._thread.join(timeout=30)
-        self.snapshot_changed()
+        try:
+            self.snapshot_changed()
+        except Exception:  # noqa: BLE001 - e.g. the database is gone while shutting down
+            log.exception("could not take the last index snapshot before stopping")
 
     def catch_up_all(self) -> int:
         """Catch every index up with the database, loading new collections' indexes and
