@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextlib import closing
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
-from search.errors import InvalidInput, XlsearchError
+from search.errors import InvalidInput, StorageUnavailable, XlsearchError
+from search.preflight import check_storage, database_errors, database_setting, shown_database
 from search.schemas import SearchRequest, describe_validation_error
 from search.settings import Settings
 from search.store import Store, open_store
@@ -41,10 +44,14 @@ CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Colle
 @app.callback()
 def configure(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data folder [env XLSEARCH_DATA_DIR].")
+        Path | None,
+        typer.Option(help="Data folder; default: XLSEARCH_DATA_DIR, else ./xlsearch-data."),
     ] = None,
     database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL [env XLSEARCH_DATABASE_URL].")
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL; default: XLSEARCH_DATABASE_URL, else SQLite in the data folder."
+        ),
     ] = None,
 ) -> None:
     """Settings come from XLSEARCH_* environment variables; these flags override them."""
@@ -60,15 +67,49 @@ def _settings() -> Settings:
         raise InvalidInput(
             f"invalid settings: {describe_validation_error(exc, 'XLSEARCH_')}"
         ) from None
+    except SettingsError as exc:  # a list setting that is not JSON, refused before validation
+        named = re.search(r'field "(\w+)"', str(exc))
+        if named is None:
+            raise InvalidInput(f"invalid settings: {exc}") from None
+        variable, example = f"XLSEARCH_{named[1].upper()}", json.dumps(["a", "b"])
+        raise InvalidInput(
+            f"invalid settings: {variable}: not valid JSON; write a list as JSON, "
+            f"e.g. {variable}='{example}'"
+        ) from None
 
 
-def _open_engine() -> Engine:
-    return Engine.open(_settings())
+def _open_engine(settings: Settings | None = None) -> Engine:
+    """Database, model and indexes; an unusable data folder or database is one line."""
+    settings = settings or _settings()
+    check_storage(settings, data_folder=True)
+    with database_errors(settings):
+        return Engine.open(settings)
 
 
-def _open_store() -> Store:
-    """The database alone, migrated, for commands that need no model."""
-    return open_store(_settings().resolved_database_url)
+def _open_store(settings: Settings | None = None, *, data_folder: bool = False) -> Store:
+    """The database alone, migrated, for commands that need no model; `data_folder`: check
+    the folder for indexes too (with PostgreSQL it holds nothing else)."""
+    settings = settings or _settings()
+    check_storage(settings, data_folder=data_folder)
+    with database_errors(settings):
+        return open_store(settings.resolved_database_url)
+
+
+def _note_if_empty(store: Store, settings: Settings) -> None:
+    """Reading commands say where they looked when nothing is stored there, so a command run
+    from another folder (a new, empty ./xlsearch-data) is not mistaken for a search that found
+    nothing."""
+    if any(stats.documents for stats in store.list_collections()):
+        return
+    if settings.database_url:
+        where = f"the database {shown_database(settings)}"
+    else:
+        where = f"the data folder {settings.data_dir.resolve()}"
+    err.print(
+        f"note: no documents in {where}; set {database_setting(settings)} to use another",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()
@@ -142,6 +183,7 @@ def search(
     """Search a collection and print the best documents."""
     request = SearchRequest(query=query, k=k, languages=lang or None, nprobe=nprobe)
     engine = _open_engine()
+    _note_if_empty(engine.store, engine.settings)
     response = engine.searcher.search(collection, request)
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
@@ -167,7 +209,9 @@ def search(
 @app.command()
 def collections() -> None:
     """List collections with their model, dimension, chunking and size."""
-    store = _open_store()
+    settings = _settings()
+    store = _open_store(settings)
+    _note_if_empty(store, settings)
     table = Table()
     for column in ("name", "model", "dim", "chunk tokens", "overlap", "documents", "chunks"):
         table.add_column(column)
@@ -196,7 +240,10 @@ def jobs(
     table = Table()
     for column in ("id", "collection", "status", "done", "failed", "created", "finished"):
         table.add_column(column)
-    for job in JobStore(_open_store()).recent(status, limit):
+    settings = _settings()
+    store = _open_store(settings)
+    _note_if_empty(store, settings)
+    for job in JobStore(store).recent(status, limit):
         done = f"{job.processed + job.failed}/{job.total}" if job.total else str(job.processed)
         table.add_row(
             job.id,
@@ -221,8 +268,12 @@ def _log_progress() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address [env XLSEARCH_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env XLSEARCH_PORT].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address; default: XLSEARCH_HOST, else 127.0.0.1.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port; default: XLSEARCH_PORT, else 8000.")
+    ] = None,
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run an in-process job worker.")
     ] = True,
@@ -234,6 +285,8 @@ def serve(
 
     _log_progress()
     settings = _settings()
+    # An unusable data folder or database is one line here, not a traceback from uvicorn.
+    _open_store(settings, data_folder=True).engine.dispose()
     uvicorn.run(
         create_app(settings, worker=worker),
         host=host or settings.host,
@@ -260,8 +313,9 @@ def worker() -> None:
         from indexer.device_workers import run_worker_per_device
 
         err.print(f"starting one worker per device: {', '.join(settings.devices)}")
+        _open_store(settings, data_folder=True).engine.dispose()  # not once per device
         raise typer.Exit(run_worker_per_device(settings))
-    engine = Engine.open(settings)
+    engine = _open_engine(settings)
     running = Worker(engine)
     signal.signal(signal.SIGTERM, lambda *_: running.stop(timeout_s=0))
     err.print(f"worker {running.name} waiting for jobs in {engine.settings.resolved_database_url}")
@@ -301,8 +355,16 @@ def db_backup(
 
     from search.store.backup import backup_database
 
-    url = _settings().resolved_database_url
-    backup_database(url, path)
+    settings = _settings()
+    url = settings.resolved_database_url
+    try:
+        with database_errors(settings):
+            backup_database(url, path)
+    except OSError as exc:  # the backup's own folder or file
+        raise StorageUnavailable(
+            f"cannot write the backup {path.resolve()}: {exc.strerror}; "
+            "name a new file in a folder you can write"
+        ) from None
     shown = make_url(url).render_as_string(hide_password=True)
     size = path.stat().st_size
     out.print(f"backed up {shown} to {path} ({size} bytes)", highlight=False, soft_wrap=True)
@@ -326,7 +388,8 @@ def index_snapshot(collection: CollectionOption = DEFAULT_COLLECTION) -> None:
 
 
 def main() -> None:
-    """Entry point: domain and input errors become one line on stderr and exit code 2."""
+    """Entry point: domain, input, settings and storage errors become one line on stderr and
+    exit code 2; anything else is a bug and keeps its traceback."""
     try:
         app()
     except XlsearchError as exc:

@@ -74,3 +74,10 @@ class RequestTooLarge(XlsearchError):
 
     code = "request_too_large"
     status = 413
+
+
+class StorageUnavailable(XlsearchError):
+    """The data folder or database cannot be used: missing, unwritable, unreachable, damaged."""
+
+    code = "storage_unavailable"
+    status = 503

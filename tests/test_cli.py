@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import free_port
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -23,7 +28,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def xlsearch(data_dir: Path) -> Run:
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str | None] | None = None, cwd: Path = REPO
+    ) -> subprocess.CompletedProcess[str]:
+        """`xlsearch ARGS` on the module's data folder; an `env` value of None unsets it."""
         environment = {
             **os.environ,
             "XLSEARCH_DATA_DIR": str(data_dir),
@@ -34,8 +42,8 @@ def xlsearch(data_dir: Path) -> Run:
             [sys.executable, "-m", "search", *args],
             capture_output=True,
             text=True,
-            env=environment,
-            cwd=REPO,
+            env={name: value for name, value in environment.items() if value is not None},
+            cwd=cwd,
             timeout=300,
         )
 
@@ -52,6 +60,7 @@ def test_ingest_the_sample_corpus(ingested: subprocess.CompletedProcess[str]) ->
     assert "38 documents" in ingested.stdout and "38 new" in ingested.stdout
     assert "0 failed" in ingested.stdout
     assert "docs/s" in ingested.stderr  # the progress bar
+    assert "note:" not in ingested.stderr  # the folder was empty, but ingest fills it
 
 
 def test_ingest_again_changes_nothing(
@@ -66,6 +75,7 @@ def test_search_prints_a_table(ingested: subprocess.CompletedProcess[str], xlsea
     assert result.returncode == 0, result.stderr
     assert "query language: de" in result.stdout
     assert "The Eiffel Tower" in result.stdout and "La tour Eiffel" in result.stdout
+    assert "note:" not in result.stderr
 
 
 def test_search_json_is_the_rest_body(
@@ -88,6 +98,7 @@ def test_collections_lists_counts(
     assert result.returncode == 0
     assert "default" in result.stdout and "multilingual-e5-small-q4" in result.stdout
     assert " 38 " in result.stdout
+    assert result.stderr == ""
 
 
 def test_jobs_lists_queued_jobs(data_dir: Path, xlsearch: Run) -> None:
@@ -147,11 +158,236 @@ def test_bad_items_are_reported_and_the_rest_is_stored(tmp_path: Path, xlsearch:
             {},
             "error: collection name 'bad name!' is invalid",
         ),
+        (  # pydantic-settings refuses a list that is not JSON before validation
+            ["collections"],
+            {"XLSEARCH_API_KEYS": "k1"},
+            "error: invalid settings: XLSEARCH_API_KEYS: not valid JSON; write a list as JSON, "
+            """e.g. XLSEARCH_API_KEYS='["a", "b"]'""",
+        ),
+        (
+            ["jobs"],
+            {"XLSEARCH_ALLOWED_ROOTS": "/srv/docs"},
+            "error: invalid settings: XLSEARCH_ALLOWED_ROOTS: not valid JSON",
+        ),
+        (
+            ["serve"],
+            {"XLSEARCH_PORT": "abc"},
+            "error: invalid settings: XLSEARCH_PORT: Input should be a valid integer",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
     xlsearch: Run, args: list[str], env: dict[str, str], message: str
 ) -> None:
-    result = xlsearch(*args, env=env)
-    assert result.returncode == 2
-    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(xlsearch(*args, env=dict(env)), message)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def nothing(_folder: Path) -> None:
+    pass
+
+
+def a_file(folder: Path) -> None:
+    folder.rmdir()
+    folder.write_text("not a folder", "utf-8")
+
+
+def a_folder_as_database(folder: Path) -> None:
+    (folder / "xlsearch.db").mkdir()
+
+
+def random_bytes_as_database(folder: Path) -> None:
+    (folder / "xlsearch.db").write_bytes(os.urandom(8192))
+
+
+def newer_schema(folder: Path) -> None:
+    """A database that a later xlsearch migrated to a revision this one does not know."""
+    from search.settings import Settings
+    from search.store import open_store
+
+    store = open_store(Settings(data_dir=folder).resolved_database_url)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dfacef00d'")
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("prepare", "args", "message"),
+    [
+        (
+            nothing,
+            ["--data-dir", "/proc/nope", "collections"],
+            "error: cannot create the data folder /proc/nope: No such file or directory; "
+            "set XLSEARCH_DATA_DIR or --data-dir to a folder you can write",
+        ),
+        (
+            a_file,
+            ["--data-dir", "{folder}", "jobs"],
+            "error: the data folder {folder} is a file, not a folder; "
+            "set XLSEARCH_DATA_DIR or --data-dir to a folder",
+        ),
+        (
+            nothing,
+            ["--database-url", "sqlite:////proc/nope/x.db", "collections"],
+            "error: cannot create the database's folder /proc/nope: No such file or directory; "
+            "set XLSEARCH_DATABASE_URL or --database-url",
+        ),
+        (
+            a_folder_as_database,
+            ["--data-dir", "{folder}", "collections"],
+            "error: the database {folder}/xlsearch.db is a folder, not a SQLite file; move it "
+            "away, or set XLSEARCH_DATA_DIR or --data-dir to another place",
+        ),
+        (
+            random_bytes_as_database,
+            ["--data-dir", "{folder}", "collections"],
+            "error: cannot open the database {folder}/xlsearch.db: file is not a database; if "
+            "the file is damaged, restore it from a backup or move it away",
+        ),
+        (  # the same on the commands that open the model, and before uvicorn starts
+            random_bytes_as_database,
+            ["--data-dir", "{folder}", "serve", "--port", "1"],
+            "error: cannot open the database {folder}/xlsearch.db: file is not a database",
+        ),
+        (
+            random_bytes_as_database,
+            ["--data-dir", "{folder}", "db", "backup", "{folder}/copy.db"],
+            "error: cannot open the database {folder}/xlsearch.db: file is not a database",
+        ),
+        (
+            nothing,
+            ["db", "backup", "/proc/nope/copy.db"],
+            "error: cannot write the backup /proc/nope/copy.db: No such file or directory",
+        ),
+        (
+            newer_schema,
+            ["--data-dir", "{folder}", "jobs"],
+            "error: the database {folder}/xlsearch.db has a schema this xlsearch cannot migrate "
+            "(Can't locate revision identified by 'f00dfacef00d'), probably written by a newer "
+            "xlsearch: upgrade xlsearch, or set XLSEARCH_DATA_DIR or --data-dir",
+        ),
+    ],
+    ids=[
+        "uncreatable-folder",
+        "folder-is-a-file",
+        "uncreatable-database-folder",
+        "database-is-a-folder",
+        "corrupt-database",
+        "corrupt-database-serve",
+        "corrupt-database-backup",
+        "unwritable-backup",
+        "newer-schema",
+    ],
+)
+def test_unusable_storage_is_one_line_and_exit_code_2(
+    tmp_path: Path,
+    xlsearch: Run,
+    prepare: Callable[[Path], None],
+    args: list[str],
+    message: str,
+) -> None:
+    folder = tmp_path.resolve() / "data"
+    folder.mkdir()
+    prepare(folder)
+    result = xlsearch(*(arg.format(folder=folder) for arg in args))
+    assert_one_line_error(result, message.format(folder=folder))
+
+
+def test_an_unreachable_postgresql_is_one_line_without_its_password(xlsearch: Run) -> None:
+    url = f"postgresql+psycopg://xl:secret@127.0.0.1:{free_port()}/xl"  # nothing listens there
+    result = xlsearch("--database-url", url, "collections")
+    assert_one_line_error(
+        result, f"error: cannot open the database {url.replace('secret', '***')}: connection"
+    )
+    assert "Connection refused" in result.stderr and "secret" not in result.stderr
+    assert "check that the server runs and the URL is right" in result.stderr
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` cannot be written: by its mode, or for root (who ignores modes) by the
+    file system's immutable flag."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)]).returncode != 0:
+        pytest.skip("root ignores folder modes and this file system has no immutable flag")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_a_read_only_data_folder_is_one_line(tmp_path: Path, xlsearch: Run) -> None:
+    folder = tmp_path.resolve() / "read-only"
+    folder.mkdir()
+    with read_only(folder):
+        result = xlsearch("--data-dir", str(folder), "collections")
+    assert_one_line_error(result, f"error: the data folder {folder} is not writable")
+
+
+def test_reading_an_empty_data_folder_says_where_it_is(tmp_path: Path, xlsearch: Run) -> None:
+    here = tmp_path.resolve()
+    default = f"the data folder {here / 'xlsearch-data'}; set XLSEARCH_DATA_DIR or --data-dir"
+    for command in ("collections", "jobs"):  # by default ./xlsearch-data, made on first use
+        result = xlsearch(command, cwd=here, env={"XLSEARCH_DATA_DIR": None})
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == f"note: no documents in {default} to use another\n"
+    database = here / "elsewhere.db"
+    listed = xlsearch("--database-url", f"sqlite:///{database}", "jobs")
+    assert listed.stderr == (
+        f"note: no documents in the database {database}; "
+        "set XLSEARCH_DATABASE_URL or --database-url to use another\n"
+    )
+    found = xlsearch("search", "tea", "--json", cwd=here, env={"XLSEARCH_DATA_DIR": None})
+    assert found.returncode == 0 and json.loads(found.stdout)["results"] == []
+    assert found.stderr == f"note: no documents in {default} to use another\n"
+
+
+def test_help_names_the_environment_variables(xlsearch: Run) -> None:
+    top = xlsearch("--help").stdout
+    assert "Data folder; default: XLSEARCH_DATA_DIR, else ./xlsearch-data." in top
+    assert "SQLAlchemy URL; default: XLSEARCH_DATABASE_URL" in top
+    assert "Port; default: XLSEARCH_PORT, else 8000." in xlsearch("serve", "--help").stdout
+
+
+def test_readme_quickstart_waits_for_the_server_then_searches(
+    ingested: subprocess.CompletedProcess[str], data_dir: Path
+) -> None:
+    """The README's `serve &`, wait and curl lines, run by bash as written but on a free port
+    and with the server's log on stderr, so that stdout is curl's answer alone."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = readme[readme.index("## Quickstart") : readme.index("## Command line")]
+    lines = re.findall(r"```bash\n(.*?)```", quickstart, re.DOTALL)[1].splitlines()
+    port = free_port()
+    script = "\n".join(lines[lines.index(".venv/bin/xlsearch serve &") :])
+    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace("serve &", "serve >&2 &")
+    environment = {**os.environ, "XLSEARCH_DATA_DIR": str(data_dir), "XLSEARCH_PORT": str(port)}
+    shell = subprocess.Popen(
+        ["bash", "-c", f"trap 'kill $(jobs -p); wait' EXIT\n{script}"],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        answer, log = shell.communicate(timeout=180)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert shell.returncode == 0, log
+    titles = [result["title"] for result in json.loads(answer)["results"]]
+    assert "The Eiffel Tower" in titles and "La tour Eiffel" in titles
