@@ -173,9 +173,15 @@ class Ingestor:
     def write(self, batch: EmbeddedBatch) -> list[IngestResult]:
         """Write each changed document with its chunks and vectors, one transaction each,
         and the metadata-only changes."""
-        for record in batch.updates:
-            self._store.update_document_fields(self._collection.id, record)
+        stale = [
+            record.external_id
+            for record in batch.updates
+            if not self._store.update_document_fields(self._collection.id, record)
+        ]
         results = dict(batch.settled)
+        if stale:  # its text changed after it was compared: write it whole, as given
+            given = {document_id(doc): doc for doc in batch.documents}
+            results.update((r.id, r) for r in self.ingest([given[doc_id] for doc_id in stale]))
         offset = 0
         for draft in batch.to_write:
             rows = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -64,7 +63,9 @@ class Worker:
             self._process(job)
         except Exception as exc:  # noqa: BLE001 - a job's crash must not kill the worker
             log.exception("job %s failed", job.id)
-            self._jobs.finish(job.id, self.name, "failed", f"internal error: {exc}")
+            reason = hide_root(f"internal error: {exc}", Path(job.source["path"]))
+            self._jobs.finish(job.id, self.name, "failed", reason)
+            job.discard_upload()
         return True
 
     def run(self) -> None:
@@ -120,7 +121,8 @@ class Worker:
             batch_size = engine.settings.ingest_batch_documents
             summary = ingest_stream(items, ingestor, batch_size, record, overlap=engine.overlap)
         except XlsearchError as exc:
-            self._jobs.finish(job.id, self.name, "failed", str(exc))
+            self._jobs.finish(job.id, self.name, "failed", hide_root(str(exc), source))
+            job.discard_upload()
             return
         finished = self._jobs.get(job.id)
         if finished.worker != self.name:
@@ -135,15 +137,20 @@ class Worker:
             self._jobs.finish(job.id, self.name, "failed")
         else:
             self._jobs.finish(job.id, self.name, "succeeded")
-        if job.source.get("owned"):
-            shutil.rmtree(source, ignore_errors=True)  # an upload, no longer needed
+        job.discard_upload()
+
+
+ERROR_TEXT_LIMIT = 500  # characters of a job error's item or reason that are stored
 
 
 def hide_root(text: str, source: Path) -> str:
-    """`text` with the job's folder left out of the paths it names: job errors say
-    `docs.jsonl:51`, not where the server keeps its files."""
-    root = str(source if source.is_dir() else source.parent)
-    return text.replace(root + "/", "").replace(root, ".")
+    """`text` as a job error shows it: the job's folder left out of the paths it names
+    (`docs.jsonl:51`, not where the server keeps its files), printable as UTF-8 whatever
+    the file system held, and cut to `ERROR_TEXT_LIMIT` characters."""
+    root = str(source if source.is_dir() else source.parent).rstrip("/") + "/"
+    shown = text.replace(root, "") if root != "/" else text
+    shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown if len(shown) <= ERROR_TEXT_LIMIT else shown[: ERROR_TEXT_LIMIT - 1] + "…"
 
 
 class Heartbeat:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+from search.store.database import WRITES
 from search.store.repository import LOG_LOCK_SPACE
 from search.store.tables import Base
 
 engine = context.config.attributes["engine"]
 
-with engine.connect() as connection:
+# On SQLite the write lock is taken at once (BEGIN IMMEDIATE), so processes starting together
+# wait for each other's migration instead of failing with "database is locked".
+with engine.execution_options(**{WRITES: True}).connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

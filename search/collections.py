@@ -30,7 +30,7 @@ def collection_spec(
     query_instruction: str | None = None,
 ) -> CollectionInfo:
     """A validated new collection; unset values come from the settings, then the model."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):  # `$` would let a trailing newline through
         raise InvalidInput(
             f"collection name {name!r} is invalid: use 1-64 letters, digits, '_', '-' or '.'"
         )

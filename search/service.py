@@ -18,6 +18,9 @@ from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
 from search.store.repository import ChunkHit, Store
 
 log = logging.getLogger(__name__)
+# Most chunks one search reads while a selective filter looks for `k` documents: beyond it
+# the search answers with what it found rather than read the whole collection.
+MAX_FETCH = 20_000
 
 
 def _matcher(request: SearchRequest) -> Callable[[ChunkHit], bool]:
@@ -82,7 +85,8 @@ class SearchService:
         """`search`, with the time each stage took (embed, index, fetch, language).
 
         Chunks are over-fetched because several may belong to one document and filters drop
-        some; the fetch grows until `k` documents are found or the index is exhausted.
+        some; the fetch grows until `k` documents are found, the index is exhausted or
+        `MAX_FETCH` chunks were read.
         """
         watch = Stopwatch()
         index = self._indexes.named(collection_name)
@@ -119,7 +123,7 @@ class SearchService:
                 )
                 if len(results) == request.k:
                     break
-            if len(results) == request.k or fetch >= index.index.count:
+            if len(results) == request.k or fetch >= min(index.index.count, MAX_FETCH):
                 break
             fetch *= 4
         with watch.stage("language"):

@@ -24,6 +24,7 @@ from search.api.multipart import PartStart, multipart_events
 from search.errors import Forbidden, InvalidInput, UnsupportedMedia
 from search.schemas import DocumentIn
 from search.settings import Settings
+from search.store.jobs import JobStore
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson", ".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 COPY_CHUNK = 1 << 20
@@ -48,6 +49,15 @@ def new_upload_folder(upload_dir: Path) -> Path:
     folder = upload_dir / uuid.uuid4().hex
     folder.mkdir(parents=True)
     return folder
+
+
+def submit_upload(jobs: JobStore, collection_id: int, folder: Path, total: int) -> str:
+    """Queue a job over an upload folder; the folder goes again if the job cannot be queued."""
+    try:
+        return jobs.submit(collection_id, {"path": str(folder), "owned": True}, total)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no job will ever read it
+        raise
 
 
 def save_documents(upload_dir: Path, documents: Sequence[DocumentIn]) -> Path:
@@ -254,6 +264,8 @@ def _plan(
     """The entries to unpack, with where they go and their compressed size (the smaller of
     what the header says and the bytes that really lie between it and the next entry)."""
     members = bundle.infolist()
+    if len(members) > MAX_FILES:  # each entry becomes a file and a job item
+        raise InvalidInput(f"{name}: more than {MAX_FILES} entries; split the archive")
     offsets = sorted({m.header_offset for m in members} | {archive_size})
     plan = []
     for member in members:

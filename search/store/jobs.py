@@ -8,6 +8,7 @@ twice.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,12 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     worker: str | None = None  # the worker holding it while it runs
+
+    def discard_upload(self) -> None:
+        """Remove the job's upload folder once no worker will read it (a server path the job
+        was given is left alone)."""
+        if self.source.get("owned"):
+            shutil.rmtree(self.source["path"], ignore_errors=True)
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

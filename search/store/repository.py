@@ -284,13 +284,21 @@ class Store:
             )
             return replaced
 
-    def update_document_fields(self, collection_id: int, record: DocumentRecord) -> None:
-        """Change title, url, language and metadata of a document whose text is unchanged."""
+    def update_document_fields(self, collection_id: int, record: DocumentRecord) -> bool:
+        """Change title, url, language and metadata of a document whose stored text is still
+        `record`'s; False when it is not (replaced or deleted since it was compared), so the
+        caller writes the whole document instead of mixing its fields into another's text."""
         with self.writing() as session:
             self._lock_log(session, collection_id)
-            row = session.scalar(self._document_query(collection_id, record.external_id))
-            if row is not None:
-                self._apply_fields(row, record)
+            row = session.scalar(
+                self._document_query(collection_id, record.external_id).where(
+                    Document.content_hash == record.content_hash
+                )
+            )
+            if row is None:
+                return False
+            self._apply_fields(row, record)
+            return True
 
     def delete_document(self, collection_id: int, external_id: str) -> bool:
         """Remove a document and its chunks; returns False if there was none."""

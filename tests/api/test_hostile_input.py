@@ -8,6 +8,7 @@ import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,24 @@ def test_bulk_query_embeddings_wait_behind_searches(client: TestClient) -> None:
     finished["search"] = time.monotonic()
     worker.join()
     assert finished["search"] < finished["bulk"], "the search waited for the whole bulk request"
+
+
+def test_uploads_of_cancelled_jobs_are_removed(make_client: MakeClient, tmp_path: Path) -> None:
+    client = make_client(worker=False, data_dir=tmp_path / "data")
+    job_id = client.post(DOCUMENTS, json={"documents": [{"text": "Tea."}]}).json()["job_id"]
+    uploads = tmp_path / "data" / "uploads"
+    assert len(list(uploads.iterdir())) == 1
+    assert client.delete(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert list(uploads.iterdir()) == []
+
+
+def test_queued_documents_are_measured_as_the_job_reads_them(make_client: MakeClient) -> None:
+    client = make_client(worker=False, max_document_bytes=4096)
+    quoted = {"text": "a" + '"' * 3000}  # 3 KB of text, 6 KB as a JSON line
+    refused(client.post(DOCUMENTS, json={"documents": [quoted]}), 413, "documents.0", "4096")
+    refused(client.post(DOCUMENTS, json={"documents": [quoted], "wait": True}), 413)
+    assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_collection_names_are_matched_whole(client: TestClient) -> None:
+    refused(client.post("/v1/collections", json={"name": "news\n"}), 422, "name")

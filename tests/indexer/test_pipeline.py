@@ -285,3 +285,24 @@ def test_unchanged_documents_are_neither_chunked_nor_detected_again(
     first = detector.texts
     again = ingest_stream(documents, ingestor, 3, overlap=True)
     assert (first, detector.texts - first, again.unchanged) == (6, 0, 6)
+
+
+def test_a_metadata_change_never_lands_on_text_replaced_meanwhile(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingestor = ingestor_for(engine)
+    ingestor.ingest([DocumentIn(id="d", text="Tea grows in China.", metadata={"v": "0"})])
+    # Client A changes the metadata only; it is compared and embedded ...
+    embedded = ingestor.embed(
+        ingestor.prepare([DocumentIn(id="d", text="Tea grows in China.", metadata={"v": "A"})])
+    )
+    # ... while client B replaces the text; then A's write lands.
+    ingestor.ingest([DocumentIn(id="d", text="Coffee grows in Brazil.", metadata={"v": "B"})])
+    [result] = ingestor.write(embedded)
+    stored = engine.store.find_document(engine.store.get_collection("default").id, "d")
+    assert stored is not None and (stored.text, stored.metadata) == (
+        "Tea grows in China.",
+        {"v": "A"},
+    )
+    assert result.status == "replaced"

@@ -234,3 +234,31 @@ def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
         "secret.txt": "permission denied; make it readable by the server's user",
     }
     assert ids(items) == ["ok.txt"] and total == len(items) == 3
+
+
+def test_broken_items_never_stop_the_rest(tmp_path: Path) -> None:
+    """Markup html.parser chokes on, JSON it cannot decode (a 5000-digit number, deep
+    nesting) and a file name that is not UTF-8 are each one item error."""
+    (tmp_path / "a.txt").write_text("First file.", "utf-8")
+    (tmp_path / "b.html").write_text("<p>x<![foo[ y</p>", "utf-8")
+    lines = [b'{"text": 1' + b"1" * 5000 + b"}", b"[" * 100_000, b'{"text": "after"}']
+    (tmp_path / "c.jsonl").write_bytes(b"\n".join(lines))
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 name.", "utf-8")
+    (tmp_path / "d.txt").write_text("Last file.", "utf-8")
+    items = read(tmp_path)
+    texts = [item.text for item in items if isinstance(item, DocumentIn)]
+    assert texts == ["First file.", "after", "Last file."]
+    errors = [item for item in items if isinstance(item, ReadError)]
+    reasons = " | ".join(error.reason for error in errors)
+    assert len(errors) == 4, reasons
+    assert "HTML" in reasons and reasons.count("invalid JSON") == 2 and "not valid UTF-8" in reasons
+    assert all(error.source.encode("utf-8") for error in errors)  # printable, storable
+
+
+def test_html_with_thousands_of_unclosed_tags(tmp_path: Path) -> None:
+    (tmp_path / "deep.html").write_text(
+        "<title>Deep</title>" + "<div><span>word " * 20_000 + "<script>no</script>end", "utf-8"
+    )
+    [document] = read(tmp_path / "deep.html")
+    assert isinstance(document, DocumentIn) and document.title == "Deep"
+    assert document.text.count("word") == 20_000 and "no" not in document.text.split()

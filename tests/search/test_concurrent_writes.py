@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,14 @@ def test_racing_creations_of_one_collection_give_one_and_a_409(
     with ThreadPoolExecutor(6) as threads:
         outcomes = Counter(threads.map(create, range(6)))
     assert outcomes == {"created": 1, "CollectionExists": 5}
+
+
+def test_processes_starting_together_migrate_one_after_another(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=open_store, args=(url,)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0, 0, 0]

@@ -15,7 +15,7 @@ from search.api.models import (
     error_responses,
 )
 from search.api.security import require_read, require_write
-from search.api.uploads import save_documents
+from search.api.uploads import save_documents, submit_upload
 from search.collections import check_model
 from search.errors import DocumentNotFound, RequestTooLarge
 
@@ -45,18 +45,23 @@ def add_documents(
         )
         return JSONResponse(done.model_dump(), status_code=status.HTTP_200_OK)
     folder = save_documents(engine.settings.upload_dir, body.documents)
-    job_id = jobs.submit(collection.id, {"path": str(folder), "owned": True}, len(body.documents))
+    job_id = submit_upload(jobs, collection.id, folder, len(body.documents))
     return JSONResponse(JobAccepted(job_id=job_id).model_dump(), status_code=202)
 
 
 def _check_sizes(body: DocumentsIn, limit: int) -> None:
-    """Refuse the request when a document's text is over `max_document_bytes` (the same limit
-    readers apply to a file or a JSONL line), naming the documents."""
-    large = [n for n, doc in enumerate(body.documents) if len(doc.text.encode()) > limit]
+    """Refuse the request when a document is over `max_document_bytes` as a JSON line (the
+    limit readers apply to a JSONL line, so a queued document is never refused later),
+    naming the documents."""
+    large = [
+        n
+        for n, doc in enumerate(body.documents)
+        if len(doc.model_dump_json(exclude_none=True).encode()) > limit
+    ]
     if large:
         where = ", ".join(f"documents.{n}" for n in large[:10])
         raise RequestTooLarge(
-            f"{where}: text is larger than {limit} bytes (XLSEARCH_MAX_DOCUMENT_BYTES); "
+            f"{where}: larger than {limit} bytes as JSON (XLSEARCH_MAX_DOCUMENT_BYTES); "
             "split the document or raise the limit"
         )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 from search.api.deps import EngineDep, JobsDep
 from search.api.models import JobAccepted, JobList, JobOut, JobPathIn, error_responses
 from search.api.security import require_read, require_write
-from search.api.uploads import resolve_server_path, save_uploads
+from search.api.uploads import resolve_server_path, save_uploads, submit_upload
 from search.collections import check_model
 from search.errors import InvalidInput, UnsupportedMedia
 from search.schemas import describe_validation_error
@@ -51,16 +50,10 @@ async def create_job(name: str, request: Request, engine: EngineDep, jobs: JobsD
     document id is its name, a ZIP entry's its path in the archive."""
     collection = engine.store.get_collection(name)
     check_model(collection, engine.embedder)
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         folder = await save_uploads(engine.settings, content_type, request.stream())
-        try:
-            return JobAccepted(
-                job_id=jobs.submit(collection.id, {"path": str(folder), "owned": True}, 0)
-            )
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # no job will ever read it
-            raise
+        return JobAccepted(job_id=submit_upload(jobs, collection.id, folder, 0))
     if content_type.startswith("application/json"):
         try:
             body = JobPathIn.model_validate_json(await request.body())
@@ -101,5 +94,8 @@ def get_job(job_id: str, jobs: JobsDep) -> JobOut:
 )
 def cancel_job(job_id: str, jobs: JobsDep) -> JSONResponse:
     """Cancel: a queued job at once, a running one after its current batch."""
-    job = JobOut.model_validate(jobs.cancel(job_id))
+    cancelled = jobs.cancel(job_id)
+    if cancelled.status == "cancelled":
+        cancelled.discard_upload()  # a running job's worker discards it when it stops
+    job = JobOut.model_validate(cancelled)
     return JSONResponse(job.model_dump(mode="json"), status_code=202)
