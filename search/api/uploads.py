@@ -180,10 +180,7 @@ def _check_name(name: str, where: str) -> None:
         raise InvalidInput(f"{where}: the name is empty; name the file")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise InvalidInput(f"{where}: control characters in the name; rename it")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{where}: the name is not valid Unicode; rename it") from None
+    size = _utf8_size(name, f"{where}: the name")
     if size > NAME_MAX_BYTES:
         raise InvalidInput(f"{where}: a name is {size} bytes, over {NAME_MAX_BYTES}; shorten it")
 
@@ -331,10 +328,7 @@ def resolve_server_path(raw: str, roots: Sequence[Path]) -> Path:
         raise Forbidden("server-side paths are disabled; set XLSEARCH_ALLOWED_ROOTS to allow some")
     if "\x00" in raw:
         raise InvalidInput(f"{raw!r}: NUL bytes are not allowed in paths")
-    try:
-        size = len(raw.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{raw!r}: the path is not valid Unicode") from None
+    size = _utf8_size(raw, f"{raw!r}: the path")
     if size > SERVER_PATH_MAX_BYTES:
         raise InvalidInput(f"the path is {size} bytes long, over {SERVER_PATH_MAX_BYTES}")
     candidate = Path(raw)
@@ -362,3 +356,11 @@ def _check_readable(raw: str, resolved: Path) -> None:
         raise InvalidInput(f"{raw!r}: cannot be read ({exc.strerror})") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise InvalidInput(f"{raw!r} is not a regular file or folder (a FIFO, socket or device)")
+
+
+def _utf8_size(text: str, what: str) -> int:
+    """Bytes of `text` as UTF-8; a 422 saying `what` is not valid Unicode otherwise."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode; rename it") from None

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.errors import CollectionDeleted, CollectionExists, CollectionNotFound
+from search.schemas import clean_text
 from search.store.database import WRITES
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
@@ -87,10 +88,10 @@ def storable(key: str) -> bool:
     """Whether `key` could be stored at all: keys from URLs may hold NULs or lone surrogates,
     which PostgreSQL refuses with an error, so lookups treat them as absent."""
     try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
+        clean_text(key)
+    except ValueError:
         return False
-    return "\x00" not in key
+    return True
 
 
 def _info(row: Collection) -> CollectionInfo:
