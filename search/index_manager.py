@@ -29,6 +29,7 @@ from search.vector_index import IndexPlan, VectorIndex, plan_index
 log = logging.getLogger(__name__)
 
 TRAINING_SAMPLE_SEED = 20261128
+SNAPSHOT_RECORDS_KEPT = 16  # snapshots per collection that a restored database can still use
 
 
 @dataclass
@@ -227,10 +228,6 @@ class IndexManager:
                 database_id=identity.database_id(self._store),
                 snapshot_id=uuid.uuid4().hex,
             )
-            try:
-                replaced = read_manifest(folder)
-            except UnusableSnapshot:
-                replaced = None
             identity.record_snapshot(self._store, manifest.snapshot_id, position)
             try:
                 save_snapshot(folder, manifest, current.index.save)
@@ -238,8 +235,7 @@ class IndexManager:
                 identity.forget_snapshot(self._store, manifest.snapshot_id)
                 raise
             current.unsaved_changes = 0
-        if replaced is not None:
-            identity.forget_snapshot(self._store, replaced.snapshot_id)
+        identity.prune_snapshots(self._store, collection.id, SNAPSHOT_RECORDS_KEPT)
 
     def forget(self, collection: CollectionInfo) -> None:
         """Drop a deleted collection's index and snapshots."""
@@ -306,7 +302,8 @@ class IndexManager:
             raise UnusableSnapshot(
                 f"this database has no record of it (at chunk {position.chunk_watermark}, "
                 f"removal {position.tombstone_watermark}): the database was restored from a "
-                "backup older than the snapshot, or the snapshot was copied from elsewhere"
+                "backup older than the snapshot, the snapshot was copied from elsewhere, or "
+                f"it is older than the {SNAPSHOT_RECORDS_KEPT} newest snapshots"
             )
 
     def _build(self, collection: CollectionInfo) -> CollectionIndex:

@@ -33,7 +33,8 @@ def database_id(store: Store) -> str:
 
 
 def record_snapshot(store: Store, snapshot_id: str, position: SnapshotRecord) -> None:
-    with store.session() as session, session.begin():
+    """Record a snapshot's log position before its manifest names it."""
+    with store.writing() as session:
         session.add(
             IndexSnapshot(
                 id=snapshot_id,
@@ -54,6 +55,23 @@ def recorded_snapshot(store: Store, snapshot_id: str) -> SnapshotRecord | None:
 
 
 def forget_snapshot(store: Store, snapshot_id: str) -> None:
-    """Drop the record of a snapshot that a newer one has replaced on disk."""
-    with store.session() as session, session.begin():
+    """Drop the record of a snapshot that was never written."""
+    with store.writing() as session:
         session.execute(delete(IndexSnapshot).where(IndexSnapshot.id == snapshot_id))
+
+
+def prune_snapshots(store: Store, collection_id: int, keep: int) -> None:
+    """Keep the records of a collection's `keep` newest snapshots. Older ones stay usable
+    while recorded: a copy of the index folder taken before a backup is one of them, and it
+    loads after a restore of that backup instead of forcing a rebuild."""
+    with store.writing() as session:
+        newest = select(IndexSnapshot.id).where(IndexSnapshot.collection_id == collection_id)
+        kept = newest.order_by(
+            IndexSnapshot.chunk_watermark.desc(), IndexSnapshot.tombstone_watermark.desc()
+        ).limit(keep)
+        session.execute(
+            delete(IndexSnapshot).where(
+                IndexSnapshot.collection_id == collection_id,
+                IndexSnapshot.id.not_in(kept.scalar_subquery()),
+            )
+        )

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from search.engine import Engine
 from search.index_keeper import IndexKeeper
-from search.index_manager import CollectionIndex, IndexManager
+from search.index_manager import SNAPSHOT_RECORDS_KEPT, CollectionIndex, IndexManager
 from search.snapshots import MANIFEST, read_manifest, verified_index_file
 from search.store import open_store
 from search.store.backup import backup_database
@@ -179,20 +179,55 @@ def test_a_backup_taken_after_a_snapshot_keeps_it_usable(
         reopened.engine.dispose()
 
 
-def test_each_snapshot_replaces_the_record_of_the_one_before(
-    make_engine: Callable[..., Engine], tmp_path: Path
+def test_an_older_snapshot_copied_before_a_backup_still_loads_after_its_restore(
+    make_engine: Callable[..., Engine], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store, vectors = snapshotted(make_engine(), tmp_path)
+    """Snapshots replaced on disk keep their records (the newest SNAPSHOT_RECORDS_KEPT), so
+    an index folder copied a few snapshots before a backup loads after restoring it."""
+    engine = make_engine()
+    store, vectors = snapshotted(engine, tmp_path)
     collection = store.get_collection("vectors")
+    folder = IndexManager(store, tmp_path / "idx", 1000).folder(collection)
+    shutil.copytree(folder, tmp_path / "copied")  # the first snapshot
     manager = IndexManager(store, tmp_path / "idx", 1000)
     current = manager.get(collection)
     for i in range(3):
         put(store, collection.id, f"more{i}", vectors[i : i + 1])
         manager.catch_up(current)
         manager.snapshot(current)
+    url = engine.settings.resolved_database_url
+    backup_database(url, tmp_path / "backup.db")
+    engine.close()
+    restore_sqlite(tmp_path / "backup.db", engine.settings.data_dir / "xlsearch.db")
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "copied", folder)
+
+    reopened = open_store(url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="search.index_manager"):
+            current = IndexManager(reopened, tmp_path / "idx", 1000).get(collection)
+        assert not caplog.records  # loaded and caught up, not rebuilt
+        assert current.index.count == 15
+        finds_each_vector_itself(current, np.concatenate([vectors, vectors[:3]])[:12])
+        with reopened.session() as session:
+            assert session.scalar(select(func.count()).select_from(IndexSnapshot)) == 4
+    finally:
+        reopened.engine.dispose()
+
+
+def test_snapshot_records_are_pruned_to_the_newest(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    store, vectors = snapshotted(make_engine(), tmp_path)
+    collection = store.get_collection("vectors")
+    manager = IndexManager(store, tmp_path / "idx", 1000)
+    current = manager.get(collection)
+    for i in range(SNAPSHOT_RECORDS_KEPT + 2):
+        put(store, collection.id, f"more{i}", vectors[i % 12 : i % 12 + 1])
+        manager.catch_up(current)
+        manager.snapshot(current)
     with store.session() as session:
-        [snapshot_id] = session.scalars(select(IndexSnapshot.id)).all()
-        assert session.scalar(select(func.count()).select_from(IndexSnapshot)) == 1
+        ids = session.scalars(select(IndexSnapshot.id)).all()
+    assert len(ids) == SNAPSHOT_RECORDS_KEPT
     manifest = read_manifest(manager.folder(collection))
-    assert manifest is not None and manifest.snapshot_id == snapshot_id
-    assert manifest.chunk_watermark == 15
+    assert manifest is not None and manifest.snapshot_id in ids
