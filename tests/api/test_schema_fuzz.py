@@ -4,6 +4,7 @@ hostile values in every field and parameter, never get a 5xx."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ def started_app(
         **overrides,
     )
     app = create_app(settings_, bundled_embedder, worker=False)
-    with TestClient(app):
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30  # the first catch-up runs in the background
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the app did not become ready"
+            time.sleep(0.02)
         yield app
 
 
@@ -53,7 +58,10 @@ def test_no_server_errors(started_app: FastAPI) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            response = case.call()
+            if case.path == "/ready" and response.status_code == 503:
+                return  # documented: schemathesis starts the app anew, still catching up
+            case.validate_response(response, checks=[not_a_server_error])
 
         check()
 
