@@ -16,10 +16,11 @@ import numpy as np
 from search.snapshots import (
     Manifest,
     UnusableSnapshot,
+    publish_snapshot,
     read_manifest,
     remove_snapshots,
-    save_snapshot,
     verified_index_file,
+    write_index_file,
 )
 from search.store import identity
 from search.store.identity import SnapshotRecord
@@ -72,6 +73,8 @@ class IndexManager:
         self._indexes: dict[int, CollectionIndex] = {}
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
+        # One snapshot at a time: one publishing could delete the file another is about to.
+        self._snapshot_lock = threading.Lock()
 
     def folder(self, collection: CollectionInfo) -> Path:
         return self._index_dir / f"{collection.id}-{collection.name}"
@@ -207,14 +210,24 @@ class IndexManager:
 
     def snapshot(self, current: CollectionIndex) -> None:
         """Write the index and its watermarks to disk atomically, recorded in the database
-        first (search.store.identity) so that only this database's history can load it."""
-        collection = current.collection
-        folder = self.folder(collection)
-        with current.lock:
-            plan = current.index.plan
-            position = SnapshotRecord(
-                collection.id, current.chunk_watermark, current.tombstone_watermark
-            )
+        before the manifest names it (search.store.identity) so that only this database's
+        history can load it.
+
+        Only the index file is written under the index's lock: the database write may wait
+        for ingesting writers, and searches must not wait with it. A crash before the
+        manifest switches leaves the previous snapshot in use (and at most an unused record).
+        """
+        with self._snapshot_lock:
+            collection = current.collection
+            folder = self.folder(collection)
+            snapshot_id = uuid.uuid4().hex
+            with current.lock:
+                plan = current.index.plan
+                position = SnapshotRecord(
+                    collection.id, current.chunk_watermark, current.tombstone_watermark
+                )
+                count, saved_changes = current.index.count, current.unsaved_changes
+                index_path = write_index_file(folder, snapshot_id, current.index.save)
             manifest = Manifest(
                 collection_id=collection.id,
                 model=collection.model,
@@ -224,18 +237,14 @@ class IndexManager:
                 nprobe=plan.nprobe,
                 chunk_watermark=position.chunk_watermark,
                 tombstone_watermark=position.tombstone_watermark,
-                count=current.index.count,
+                count=count,
                 database_id=identity.database_id(self._store),
-                snapshot_id=uuid.uuid4().hex,
+                snapshot_id=snapshot_id,
             )
-            identity.record_snapshot(self._store, manifest.snapshot_id, position)
-            try:
-                save_snapshot(folder, manifest, current.index.save)
-            except BaseException:
-                identity.forget_snapshot(self._store, manifest.snapshot_id)
-                raise
-            current.unsaved_changes = 0
-        identity.prune_snapshots(self._store, collection.id, SNAPSHOT_RECORDS_KEPT)
+            identity.record_snapshot(self._store, snapshot_id, position, SNAPSHOT_RECORDS_KEPT)
+            publish_snapshot(folder, manifest, index_path)
+            with current.lock:  # changes caught up meanwhile still count as unsaved
+                current.unsaved_changes -= saved_changes
 
     def forget(self, collection: CollectionInfo) -> None:
         """Drop a deleted collection's index and snapshots."""

@@ -37,7 +37,7 @@ class Manifest:
     count: int
     database_id: str
     snapshot_id: str
-    # the index file, as save_snapshot wrote it
+    # the index file, as publish_snapshot found it
     index_file: str = ""
     index_bytes: int = 0
     index_sha256: str = ""
@@ -61,20 +61,25 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.close(directory)
 
 
-def save_snapshot(
-    folder: Path, manifest: Manifest, write_index: Callable[[Path], None]
-) -> Manifest:
-    """Write the index file, then switch the manifest to it (with the file's size and
-    checksum), then drop older index files. Returns the manifest written.
+def write_index_file(folder: Path, snapshot_id: str, write_index: Callable[[Path], None]) -> Path:
+    """Write a snapshot's index file atomically; no manifest names it yet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"index-{snapshot_id}.faiss"
+    _write_atomically(path, write_index)
+    return path
+
+
+def publish_snapshot(folder: Path, manifest: Manifest, index_path: Path) -> Manifest:
+    """Switch the manifest to `index_path` (with the file's size and checksum), then drop
+    older index files. Returns the manifest written.
 
     A crash at any point leaves the previous manifest and the file it names intact.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"index-{manifest.snapshot_id}.faiss"
-    path = folder / name
-    _write_atomically(path, write_index)
     written = replace(
-        manifest, index_file=name, index_bytes=path.stat().st_size, index_sha256=_sha256(path)
+        manifest,
+        index_file=index_path.name,
+        index_bytes=index_path.stat().st_size,
+        index_sha256=_sha256(index_path),
     )
 
     def write_manifest(target: Path) -> None:
@@ -82,7 +87,7 @@ def save_snapshot(
 
     _write_atomically(folder / MANIFEST, write_manifest)
     for stale in folder.glob("index-*.faiss"):
-        if stale.name != name:
+        if stale.name != index_path.name:
             stale.unlink(missing_ok=True)
     return written
 

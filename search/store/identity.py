@@ -32,8 +32,13 @@ def database_id(store: Store) -> str:
         return session.execute(select(DatabaseIdentity.id)).scalar_one()
 
 
-def record_snapshot(store: Store, snapshot_id: str, position: SnapshotRecord) -> None:
-    """Record a snapshot's log position before its manifest names it."""
+def record_snapshot(
+    store: Store, snapshot_id: str, position: SnapshotRecord, keep: int
+) -> None:
+    """Record a snapshot's log position before its manifest names it, keeping the records
+    of the collection's `keep` newest snapshots. Older ones stay usable while recorded: a
+    copy of the index folder taken before a backup is one of them, and it loads after a
+    restore of that backup instead of forcing a rebuild."""
     with store.writing() as session:
         session.add(
             IndexSnapshot(
@@ -41,6 +46,21 @@ def record_snapshot(store: Store, snapshot_id: str, position: SnapshotRecord) ->
                 collection_id=position.collection_id,
                 chunk_watermark=position.chunk_watermark,
                 tombstone_watermark=position.tombstone_watermark,
+            )
+        )
+        session.flush()
+        kept = (
+            select(IndexSnapshot.id)
+            .where(IndexSnapshot.collection_id == position.collection_id)
+            .order_by(
+                IndexSnapshot.chunk_watermark.desc(), IndexSnapshot.tombstone_watermark.desc()
+            )
+            .limit(keep)
+        )
+        session.execute(
+            delete(IndexSnapshot).where(
+                IndexSnapshot.collection_id == position.collection_id,
+                IndexSnapshot.id.not_in(kept.scalar_subquery()),
             )
         )
 
@@ -52,26 +72,3 @@ def recorded_snapshot(store: Store, snapshot_id: str) -> SnapshotRecord | None:
         if row is None:
             return None
         return SnapshotRecord(row.collection_id, row.chunk_watermark, row.tombstone_watermark)
-
-
-def forget_snapshot(store: Store, snapshot_id: str) -> None:
-    """Drop the record of a snapshot that was never written."""
-    with store.writing() as session:
-        session.execute(delete(IndexSnapshot).where(IndexSnapshot.id == snapshot_id))
-
-
-def prune_snapshots(store: Store, collection_id: int, keep: int) -> None:
-    """Keep the records of a collection's `keep` newest snapshots. Older ones stay usable
-    while recorded: a copy of the index folder taken before a backup is one of them, and it
-    loads after a restore of that backup instead of forcing a rebuild."""
-    with store.writing() as session:
-        newest = select(IndexSnapshot.id).where(IndexSnapshot.collection_id == collection_id)
-        kept = newest.order_by(
-            IndexSnapshot.chunk_watermark.desc(), IndexSnapshot.tombstone_watermark.desc()
-        ).limit(keep)
-        session.execute(
-            delete(IndexSnapshot).where(
-                IndexSnapshot.collection_id == collection_id,
-                IndexSnapshot.id.not_in(kept.scalar_subquery()),
-            )
-        )
