@@ -99,7 +99,7 @@ def _note_if_empty(store: Store, settings: Settings) -> None:
     """Reading commands say where they looked when nothing is stored there, so a command run
     from another folder (a new, empty ./xlsearch-data) is not mistaken for a search that found
     nothing."""
-    if any(stats.documents for stats in store.list_collections()):
+    if store.has_documents():
         return
     if settings.database_url:
         where = f"the database {shown_database(settings)}"
@@ -183,8 +183,9 @@ def search(
     """Search a collection and print the best documents."""
     request = SearchRequest(query=query, k=k, languages=lang or None, nprobe=nprobe)
     engine = _open_engine()
-    _note_if_empty(engine.store, engine.settings)
     response = engine.searcher.search(collection, request)
+    if not response.results:
+        _note_if_empty(engine.store, engine.settings)
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

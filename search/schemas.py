@@ -61,7 +61,7 @@ def clean_metadata(value: dict[str, Any]) -> dict[str, Any]:
         if depth > METADATA_DEPTH:
             raise ValueError(f"{where}: nested deeper than {METADATA_DEPTH} levels")
         if isinstance(node, str):
-            _named(clean_text, node, where)
+            _clean_at(node, where)
         elif isinstance(node, float) and not math.isfinite(node):
             raise ValueError(f"{where}: {node} is not a JSON number; use a finite number")
         elif isinstance(node, dict | list):
@@ -71,7 +71,7 @@ def clean_metadata(value: dict[str, Any]) -> dict[str, Any]:
             pairs = node.items() if isinstance(node, dict) else enumerate(node)
             for key, child in pairs:
                 if isinstance(key, str):
-                    _named(clean_text, key, f"{where} key {key[:40]!r}")
+                    _clean_at(key, f"{where} key {key[:40]!r}")
                 inner = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
                 check(child, inner, depth + 1)
         elif node is not None and not isinstance(node, bool | int | float):
@@ -83,9 +83,10 @@ def clean_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _named(rule: Any, value: str, where: str) -> None:
+def _clean_at(value: str, where: str) -> None:
+    """`clean_text`, its message prefixed with where in the metadata the string is."""
     try:
-        rule(value)
+        clean_text(value)
     except ValueError as exc:
         raise ValueError(f"{where} {exc}") from None
 
@@ -96,12 +97,8 @@ def _clean_if_text(value: Any) -> Any:
     return clean_text(value) if isinstance(value, str) else value
 
 
-def _language(value: str) -> str:
-    return normalise_language(value)
-
-
 Text = Annotated[str, BeforeValidator(_clean_if_text)]
-Language = Annotated[str, BeforeValidator(_clean_if_text), AfterValidator(_language)]
+Language = Annotated[str, BeforeValidator(_clean_if_text), AfterValidator(normalise_language)]
 Metadata = Annotated[dict[str, Any], AfterValidator(clean_metadata)]
 
 

@@ -22,7 +22,7 @@ import anyio
 
 from search.api.multipart import PartStart, multipart_events
 from search.errors import Forbidden, InvalidInput, UnsupportedMedia
-from search.schemas import DocumentIn
+from search.schemas import DocumentIn, clean_text
 from search.settings import Settings
 from search.store.jobs import JobStore
 
@@ -194,6 +194,8 @@ class _Names:
         self._folders: dict[PurePosixPath, str] = {}
 
     def claim(self, path: PurePosixPath, origin: str) -> None:
+        if len(self._files) >= MAX_FILES:  # all parts and ZIP entries of one upload together
+            raise InvalidInput(f"more than {MAX_FILES} files in one upload; split it")
         if path in self._files:
             raise InvalidInput(
                 f"{origin} and {self._files[path]} would both be document {str(path)!r}; "
@@ -326,9 +328,11 @@ def resolve_server_path(raw: str, roots: Sequence[Path]) -> Path:
     exist; FIFOs, sockets and devices are refused (reading them could block forever)."""
     if not roots:
         raise Forbidden("server-side paths are disabled; set XLSEARCH_ALLOWED_ROOTS to allow some")
-    if "\x00" in raw:
-        raise InvalidInput(f"{raw!r}: NUL bytes are not allowed in paths")
-    size = _utf8_size(raw, f"{raw!r}: the path")
+    try:
+        clean_text(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"the path {exc}") from None
+    size = len(raw.encode("utf-8"))
     if size > SERVER_PATH_MAX_BYTES:
         raise InvalidInput(f"the path is {size} bytes long, over {SERVER_PATH_MAX_BYTES}")
     candidate = Path(raw)

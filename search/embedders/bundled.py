@@ -57,6 +57,8 @@ class BundledEmbedder(Embedder):
         return text
 
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         if not is_query:
             return self._encode_bulk(texts, is_query=False, dimension=dimension)
         with self._queries:

@@ -314,6 +314,11 @@ class Store:
             session.delete(row)
             return True
 
+    def has_documents(self) -> bool:
+        """Whether any collection holds a document (one indexed row read, not a count)."""
+        with self.session() as session:
+            return session.scalar(select(Document.id).limit(1)) is not None
+
     def count_documents(self, collection_id: int) -> int:
         with self.session() as session:
             query = select(func.count()).where(Document.collection_id == collection_id)
