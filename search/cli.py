@@ -60,6 +60,16 @@ def configure(
     )
 
 
+def _json_option(flag: str, value: str | None) -> Any:
+    """A flag's JSON value, or None without one; InvalidInput (one line) if not JSON."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{flag} is not valid JSON: {exc}") from None
+
+
 def _settings() -> Settings:
     try:
         return Settings(**_overrides)
@@ -176,12 +186,24 @@ def search(
     ] = None,
     collection: CollectionOption = DEFAULT_COLLECTION,
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit.")] = None,
+    metadata_filter: Annotated[
+        str | None,
+        typer.Option("--filter", help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'.'),
+    ] = None,
+    offset: Annotated[int, typer.Option(help="Results to skip (the next page).")] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the REST API's response body.")
     ] = False,
 ) -> None:
     """Search a collection and print the best documents."""
-    request = SearchRequest(query=query, k=k, languages=lang or None, nprobe=nprobe)
+    request = SearchRequest(
+        query=query,
+        k=k,
+        languages=lang or None,
+        nprobe=nprobe,
+        filter=_json_option("--filter", metadata_filter),
+        offset=offset,
+    )
     engine = _open_engine()
     response = engine.searcher.search(collection, request)
     if not response.results:
@@ -195,7 +217,7 @@ def search(
     )
     for column in ("#", "score", "lang", "title", "snippet"):
         table.add_column(column, overflow="fold")
-    for rank, result in enumerate(response.results, start=1):
+    for rank, result in enumerate(response.results, start=offset + 1):
         snippet = " ".join(result.snippet.text.split())
         table.add_row(
             str(rank),

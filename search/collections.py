@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from search.embedders import Embedder
 from search.errors import CollectionExists, InvalidInput, ModelMismatch
@@ -28,6 +29,7 @@ def collection_spec(
     chunk_overlap: int | None = None,
     document_instruction: str | None = None,
     query_instruction: str | None = None,
+    index_settings: dict[str, Any] | None = None,
 ) -> CollectionInfo:
     """A validated new collection; unset values come from the settings, then the model."""
     if not NAME_PATTERN.fullmatch(name):  # `$` would let a trailing newline through
@@ -60,6 +62,7 @@ def collection_spec(
         chunk_overlap=chunk_overlap,
         document_instruction=document_instruction,
         query_instruction=query_instruction or settings.query_instruction,
+        index_settings=index_settings or {},
     )
 
 

@@ -10,9 +10,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from search.filter_table import FilterTable
 from search.snapshots import (
     Manifest,
     UnusableSnapshot,
@@ -25,7 +27,16 @@ from search.snapshots import (
 from search.store import identity
 from search.store.identity import SnapshotRecord
 from search.store.repository import CollectionInfo, Store
-from search.vector_index import IndexPlan, VectorIndex, plan_index
+from search.vector_index import (
+    INDEX_FORMAT,
+    MIN_PQ_TRAINING,
+    IndexPlan,
+    IndexSettings,
+    VectorIndex,
+    default_nprobe,
+    filtered_nprobe,
+    plan_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +46,37 @@ SNAPSHOT_RECORDS_KEPT = 16  # snapshots per collection that a restored database 
 
 @dataclass
 class CollectionIndex:
-    """One collection's index with the log positions it reflects."""
+    """One collection's index and filter table with the log positions they reflect."""
 
     collection: CollectionInfo
     index: VectorIndex
     chunk_watermark: int = 0
     tombstone_watermark: int = 0
+    filters: FilterTable = field(default_factory=FilterTable)
     lock: threading.RLock = field(default_factory=threading.RLock)
     unsaved_changes: int = 0
     caught_up_at: float = field(default_factory=time.monotonic)
     rebuilding: threading.Thread | None = None  # a background rebuild, while one runs
 
     def search(
-        self, queries: np.ndarray, k: int, nprobe: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        queries: np.ndarray,
+        k: int,
+        nprobe: int | None = None,
+        languages: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Top-k (scores, chunk ids) among the chunks that pass `languages` and
+        `metadata_filter`, and how many chunks pass (all of them without a filter)."""
         with self.lock:
-            return self.index.search(queries, k, nprobe)
+            among = self.filters.select(languages, metadata_filter)
+            if among is None:
+                return (*self.index.search(queries, k, nprobe), self.index.count)
+            if not among.count:
+                empty = np.full((len(queries), 1), -1, dtype=np.int64)
+                return np.full(empty.shape, -np.inf, np.float32), empty, 0
+            probes = filtered_nprobe(self.index.plan, self.index.count, among.count, nprobe)
+            return (*self.index.search(queries, min(k, among.count), probes, among), among.count)
 
 
 class IndexManager:
@@ -139,14 +165,16 @@ class IndexManager:
         collection = current.collection
         with current.lock:
             changes = 0
-            for ids, vectors in self._store.vectors_after(
+            for page in self._store.chunks_after(
                 collection.id, current.chunk_watermark, collection.dimension
             ):
-                current.index.add(ids, vectors)
-                current.chunk_watermark = int(ids[-1])
-                changes += len(ids)
+                current.filters.add(page)  # first: it refuses a page out of id order
+                current.index.add(page.ids, page.vectors_read)
+                current.chunk_watermark = int(page.ids[-1])
+                changes += len(page.ids)
             removed, seq = self._store.tombstones_after(collection.id, current.tombstone_watermark)
             current.index.remove(removed)
+            current.filters.remove(removed)
             current.tombstone_watermark = seq
             changes += len(removed)
             current.unsaved_changes += changes
@@ -155,10 +183,14 @@ class IndexManager:
 
     def _outgrown(self, current: CollectionIndex) -> bool:
         plan = current.index.plan
-        wanted = plan_index(current.index.count, self._ivf_min_vectors)
+        wanted = self._plan(current.collection, current.index.count)
         if wanted.kind != plan.kind:
             return True
-        return wanted.kind == "ivf" and wanted.nlist >= 2 * plan.nlist
+        return wanted.is_ivf and wanted.nlist >= 2 * plan.nlist
+
+    def _plan(self, collection: CollectionInfo, n_vectors: int) -> IndexPlan:
+        settings = IndexSettings.of(collection.index_settings)
+        return plan_index(n_vectors, self._ivf_min_vectors, settings)
 
     def _start_rebuild(self, current: CollectionIndex) -> None:
         with self._rebuild_lock:
@@ -240,6 +272,7 @@ class IndexManager:
                 count=count,
                 database_id=identity.database_id(self._store),
                 snapshot_id=snapshot_id,
+                index_format=INDEX_FORMAT,
             )
             identity.record_snapshot(self._store, snapshot_id, position, SNAPSHOT_RECORDS_KEPT)
             publish_snapshot(folder, manifest, index_path)
@@ -278,7 +311,9 @@ class IndexManager:
             return None
         self._check_binding(collection, manifest)
         path = verified_index_file(folder, manifest)
-        plan = IndexPlan(manifest.kind, manifest.nlist, manifest.nprobe)  # type: ignore[arg-type]
+        settings = IndexSettings.of(collection.index_settings)
+        nprobe = min(manifest.nlist, settings.nprobe or default_nprobe(manifest.nlist))
+        plan = IndexPlan(manifest.kind, manifest.nlist, nprobe)  # type: ignore[arg-type]
         try:
             index = VectorIndex.load(path, collection.dimension, plan, self._use_gpu)
         except RuntimeError as error:
@@ -287,12 +322,23 @@ class IndexManager:
             raise UnusableSnapshot(
                 f"{path} holds {index.count} vectors where the manifest says {manifest.count}"
             )
+        filters = FilterTable()
+        for page in self._store.chunks_after(
+            collection.id, 0, collection.dimension, with_vectors=False,
+            up_to=manifest.chunk_watermark,
+        ):
+            filters.add(page)
         return CollectionIndex(
-            collection, index, manifest.chunk_watermark, manifest.tombstone_watermark
+            collection, index, manifest.chunk_watermark, manifest.tombstone_watermark, filters
         )
 
     def _check_binding(self, collection: CollectionInfo, manifest: Manifest) -> None:
         """Two point lookups: the database's identity, and this snapshot's record in it."""
+        if manifest.index_format != INDEX_FORMAT:
+            raise UnusableSnapshot(
+                f"it is an index of format {manifest.index_format}; this version builds format "
+                f"{INDEX_FORMAT} (IVF lists that do not split by language)"
+            )
         held = (manifest.collection_id, manifest.model, manifest.dimension)
         wanted = (collection.id, collection.model, collection.dimension)
         if held != wanted:
@@ -318,26 +364,32 @@ class IndexManager:
     def _build(self, collection: CollectionInfo) -> CollectionIndex:
         """A new index from every stored vector of the collection."""
         tombstone_watermark = self._store.newest_tombstone(collection.id)
-        pages = list(self._store.vectors_after(collection.id, 0, collection.dimension))
-        ids = np.concatenate([p[0] for p in pages]) if pages else np.zeros(0, np.int64)
+        pages = list(self._store.chunks_after(collection.id, 0, collection.dimension))
         vectors = (
-            np.concatenate([p[1] for p in pages])
+            np.concatenate([p.vectors_read for p in pages])
             if pages
             else np.zeros((0, collection.dimension), np.float32)
         )
-        plan = plan_index(len(ids), self._ivf_min_vectors)
-        index = VectorIndex(collection.dimension, plan, use_gpu=self._use_gpu)
+        index = VectorIndex(
+            collection.dimension, self._plan(collection, len(vectors)), use_gpu=self._use_gpu
+        )
         if index.needs_training:
             rng = np.random.default_rng(TRAINING_SAMPLE_SEED)
-            size = min(len(vectors), index.plan.nlist * 256)
-            index.train(vectors[rng.choice(len(vectors), size=size, replace=False)])
-        index.add(ids, vectors)
-        watermark = int(ids[-1]) if len(ids) else 0
-        return CollectionIndex(collection, index, watermark, tombstone_watermark)
+            size = min(len(vectors), max(index.plan.nlist * 256, MIN_PQ_TRAINING))
+            picked = np.sort(rng.choice(len(vectors), size=size, replace=False))
+            langs = [lang for page in pages for lang in page.langs]
+            index.train(vectors[picked], [langs[i] for i in picked])
+        fresh = CollectionIndex(collection, index, 0, tombstone_watermark)
+        for page in pages:
+            fresh.filters.add(page)
+            index.add(page.ids, page.vectors_read)
+            fresh.chunk_watermark = int(page.ids[-1])
+        return fresh
 
     @staticmethod
     def _replace(current: CollectionIndex, fresh: CollectionIndex) -> None:
         with current.lock:
             current.index = fresh.index
+            current.filters = fresh.filters
             current.chunk_watermark = fresh.chunk_watermark
             current.tombstone_watermark = fresh.tombstone_watermark

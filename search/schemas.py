@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from search.filters import FilterError, compile_filter
@@ -156,6 +157,12 @@ class SearchResponse(BaseModel):
     query_language: str
     took_ms: float
     results: list[SearchResult]
+    next_offset: int | None = Field(
+        None, description="The `offset` of the next page; null when there are no more results."
+    )
+
+
+MAX_RESULTS = 1000  # how deep paging reaches (offset + k)
 
 
 class SearchRequest(Strict):
@@ -178,6 +185,18 @@ class SearchRequest(Strict):
         None, max_length=2000, description="Task instruction for instruction-aware models."
     )
     nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists to visit.")
+    offset: int = Field(
+        0, ge=0, description=f"Results to skip (paging); offset + k is at most {MAX_RESULTS}."
+    )
+
+    @model_validator(mode="after")
+    def _page_in_reach(self) -> SearchRequest:
+        if self.offset + self.k > MAX_RESULTS:
+            raise ValueError(
+                f"offset + k is {self.offset + self.k}; pages reach the first {MAX_RESULTS} "
+                "results only: narrow the search with languages or a filter"
+            )
+        return self
 
     @field_validator("query")
     @classmethod

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from search.collections import check_model
 from search.embedders import Embedder
 from search.errors import XlsearchError
-from search.filters import compile_filter
 from search.index_manager import IndexManager
 from search.language import QUERY_TRIALS, detect_language
-from search.languages import language_matches
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
-from search.store.repository import ChunkHit, Store
+from search.store.repository import Store
 
 log = logging.getLogger(__name__)
-# Most chunks one search reads while a selective filter looks for `k` documents: beyond it
-# the search answers with what it found rather than read the whole collection.
+# Most chunks one search reads while looking for `k` documents (documents with many matching
+# chunks each): beyond it the search answers with what it found.
 MAX_FETCH = 20_000
-
-
-def _matcher(request: SearchRequest) -> Callable[[ChunkHit], bool]:
-    """Whether a hit passes the request's language and metadata filters."""
-    languages = request.languages or []
-    metadata_filter = compile_filter(request.filter) if request.filter else None
-
-    def matches(hit: ChunkHit) -> bool:
-        if languages and not any(language_matches(lang, hit.lang) for lang in languages):
-            return False
-        return metadata_filter is None or metadata_filter(hit.metadata)
-
-    return matches
 
 
 class Stopwatch:
@@ -84,9 +69,10 @@ class SearchService:
     ) -> tuple[SearchResponse, Stopwatch]:
         """`search`, with the time each stage took (embed, index, fetch, language).
 
-        Chunks are over-fetched because several may belong to one document and filters drop
-        some; the fetch grows until `k` documents are found, the index is exhausted or
-        `MAX_FETCH` chunks were read.
+        Languages and metadata filters are applied inside the index (the k best matching
+        chunks, however few match). Chunks are over-fetched because several may belong to
+        one document; the fetch grows until the page's documents (and one more, to know if a
+        next page exists) are found, every matching chunk was read or `MAX_FETCH` chunks were.
         """
         watch = Stopwatch()
         index = self._indexes.named(collection_name)
@@ -98,19 +84,21 @@ class SearchService:
                 instruction=request.instruction or collection.query_instruction,
                 dimension=collection.dimension,
             )
-        matches = _matcher(request)
-        fetch = request.k * self._overfetch * (4 if request.languages or request.filter else 1)
+        wanted = request.offset + request.k + 1  # one more tells whether a next page exists
+        fetch = wanted * self._overfetch
         results: dict[str, SearchResult] = {}
         while True:
             with watch.stage("index"):
-                scores, ids = index.search(query_vector, fetch, request.nprobe)
+                scores, ids, matching = index.search(
+                    query_vector, fetch, request.nprobe, request.languages, request.filter
+                )
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             with watch.stage("fetch"):
                 hits = self._store.chunk_hits([i for i, _ in pairs])
             results.clear()
             for chunk_id, score in pairs:
                 hit = hits.get(chunk_id)
-                if hit is None or hit.document_id in results or not matches(hit):
+                if hit is None or hit.document_id in results:
                     continue
                 results[hit.document_id] = SearchResult(
                     id=hit.document_id,
@@ -121,9 +109,9 @@ class SearchService:
                     score=round(score, 6),
                     snippet=Snippet(text=hit.text, start=hit.start, end=hit.end),
                 )
-                if len(results) == request.k:
+                if len(results) == wanted:
                     break
-            if len(results) == request.k or fetch >= min(index.index.count, MAX_FETCH):
+            if len(results) == wanted or fetch >= min(matching, MAX_FETCH):
                 break
             fetch *= 4
         with watch.stage("language"):
@@ -131,6 +119,7 @@ class SearchService:
         response = SearchResponse(
             query_language=query_language,
             took_ms=round(watch.total_ms(), 2),
-            results=list(results.values()),
+            results=list(results.values())[request.offset : request.offset + request.k],
+            next_offset=request.offset + request.k if len(results) == wanted else None,
         )
         return response, watch

@@ -37,6 +37,7 @@ class Manifest:
     count: int
     database_id: str
     snapshot_id: str
+    index_format: int  # search.vector_index.INDEX_FORMAT when it was written
     # the index file, as publish_snapshot found it
     index_file: str = ""
     index_bytes: int = 0
@@ -110,7 +111,7 @@ def read_manifest(folder: Path) -> Manifest | None:
     missing = [f.name for f in fields(Manifest) if f.name not in data]
     if missing:
         raise UnusableSnapshot(
-            f"{path} lacks {', '.join(missing)} (written before snapshots were verified)"
+            f"{path} lacks {', '.join(missing)} (written by an older version)"
         )
     types = get_type_hints(Manifest)
     wrong = [name for name, wanted in types.items() if type(data[name]) is not wanted]

@@ -1,41 +1,109 @@
-"""One FAISS index behind a small interface, and the one policy that sizes it."""
+"""One FAISS index behind a small interface, and the policies that size and search it."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import faiss
 import numpy as np
+
+from search.coarse import train_quantizer
 
 log = logging.getLogger(__name__)
 
 TRAINING_SEED = 1234
 POINTS_PER_CENTROID = 64  # faiss warns below 39 training points per list
+MIN_PQ_TRAINING = 256 * 39  # ivf_pq's codebooks have 256 codes each: faiss wants 39 points a code
+# Bumped when indexes built before cannot serve as well as a rebuild: 2 = IVF lists assigned
+# on language-neutral vectors (search.coarse). Older snapshots are rebuilt from the database.
+INDEX_FORMAT = 2
+IndexType = Literal["flat", "ivf", "ivf_sq8", "ivf_pq"]
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
 
 @dataclass(frozen=True)
 class IndexPlan:
-    """Which index a collection of a given size gets: exact search, or IVF with `nlist` lists."""
+    """Which index a collection gets: exact search (`flat`), or IVF with `nlist` lists and
+    vectors stored whole (`ivf`), as 8-bit scalars (`ivf_sq8`, 4x smaller) or as product
+    codes (`ivf_pq`, dimension/4 bytes, 16x smaller, less exact)."""
 
-    kind: Literal["flat", "ivf"]
+    kind: IndexType
     nlist: int = 0
     nprobe: int = 0
 
+    @property
+    def is_ivf(self) -> bool:
+        return self.kind != "flat"
 
-def plan_index(n_vectors: int, ivf_min_vectors: int) -> IndexPlan:
-    """Exact search below `ivf_min_vectors`; above, IVF with nlist ≈ 4·√N and nprobe ≈ nlist/16.
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """A collection's choice of index (`collections.index_settings`); None means the policy's."""
+
+    type: IndexType | Literal["auto"] = "auto"
+    nlist: int | None = None
+    nprobe: int | None = None
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> IndexSettings:
+        return cls(**{k: v for k, v in stored.items() if k in ("type", "nlist", "nprobe")})
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists searched per query: measured on multilingual XQuAD vectors (bench/crosslingual_ivf.py)
+    to keep recall@10 against exact search at 0.95 or more in every query language."""
+    return max(1, min(nlist, max(16, math.ceil(nlist / 8))))
+
+
+def plan_index(
+    n_vectors: int, ivf_min_vectors: int, settings: IndexSettings | None = None
+) -> IndexPlan:
+    """The index for `n_vectors`: by default exact search below `ivf_min_vectors` and IVF
+    above, with nlist ≈ 4·√N and `default_nprobe`. A collection's settings may fix the type
+    (an IVF type applies once there are enough vectors to train it: a list's worth, and
+    MIN_PQ_TRAINING for ivf_pq), nlist and nprobe.
 
     nlist is capped so that every list gets at least POINTS_PER_CENTROID training points.
     """
-    if n_vectors < ivf_min_vectors:
+    settings = settings or IndexSettings()
+    most_lists = n_vectors // POINTS_PER_CENTROID
+    too_few = n_vectors < (ivf_min_vectors if settings.type == "auto" else MIN_PQ_TRAINING
+                           if settings.type == "ivf_pq" else POINTS_PER_CENTROID)
+    if settings.type == "flat" or too_few:
         return IndexPlan("flat")
-    nlist = min(round(4 * math.sqrt(n_vectors)), n_vectors // POINTS_PER_CENTROID)
-    nlist = max(nlist, 1)
-    return IndexPlan("ivf", nlist=nlist, nprobe=max(1, min(nlist, max(8, nlist // 16))))
+    nlist = max(1, min(settings.nlist or round(4 * math.sqrt(n_vectors)), most_lists))
+    kind: IndexType = "ivf" if settings.type == "auto" else settings.type
+    nprobe = min(nlist, settings.nprobe or default_nprobe(nlist))
+    return IndexPlan(kind, nlist=nlist, nprobe=nprobe)
+
+
+# A filter matching at most this share of the collection is searched in every list: the
+# matching vectors are then few and spread over most lists anyway (measured, see README).
+EXHAUSTIVE_SHARE = 0.02
+
+
+def filtered_nprobe(plan: IndexPlan, total: int, matching: int, nprobe: int | None = None) -> int:
+    """Lists to search when a filter keeps `matching` of `total` vectors.
+
+    A filter keeping a share s of the vectors leaves about s of each list, and its k-th best
+    match ranks about k/s among all vectors: searching nprobe/s^0.75 lists reached recall@10
+    0.99 or more against exact filtered search on multilingual XQuAD vectors for language
+    filters (s ≈ 0.08) and metadata filters of 10 %, where nprobe/s costs twice the time
+    (bench/crosslingual_ivf.py). A share of EXHAUSTIVE_SHARE or less searches every list
+    (exact among the matches). A requested `nprobe` is the base.
+    """
+    base = nprobe or plan.nprobe
+    if not plan.is_ivf or matching >= total:
+        return base
+    if matching <= total * EXHAUSTIVE_SHARE:
+        return plan.nlist
+    share = max(matching, 1) / total
+    return min(plan.nlist, max(base, math.ceil(base / share**0.75)))
 
 
 def gpu_count() -> int:
@@ -44,13 +112,55 @@ def gpu_count() -> int:
     return int(get_num_gpus()) if get_num_gpus else 0
 
 
+class Selection:
+    """A set of chunk ids for FAISS to search among (an id selector), and how many there are.
+
+    Sparse ids (fewer than one in 256 of the id range) go in a hashed batch; denser ones in
+    a bitmap over the id range (one bit per id, built in one vectorised step). The selector
+    points into the array this object keeps alive.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self.count = len(ids)
+        self._bitmap = not (not self.count or self.count * 256 < int(ids.max()))
+        if not self._bitmap:
+            self._keep: np.ndarray = ids
+            self.selector: Any = faiss.IDSelectorBatch(self.count, faiss.swig_ptr(ids))
+            return
+        bits = np.zeros(int(ids.max()) + 1, dtype=bool)
+        bits[ids] = True
+        self._keep = np.packbits(bits, bitorder="little")
+        self.selector = faiss.IDSelectorBitmap(len(self._keep), faiss.swig_ptr(self._keep))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._keep.nbytes) * (6 if not self._bitmap else 1)  # a hash set costs more
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids, sorted (for inspection)."""
+        if not self._bitmap:
+            return np.sort(self._keep)
+        return np.flatnonzero(np.unpackbits(self._keep, bitorder="little")).astype(np.int64)
+
+
+def pq_bytes(dimension: int) -> int:
+    """Bytes per vector of `ivf_pq`: about dimension/4 (one byte per 4 components), as a
+    divisor of the dimension as faiss requires."""
+    wanted = max(1, dimension // 4)
+    return max(m for m in range(1, wanted + 1) if dimension % m == 0)
+
+
 class VectorIndex:
     """Inner-product search over L2-normalised vectors, keyed by chunk id. Not thread-safe:
     callers serialise writes against searches.
 
     The CPU index is the truth (it is saved and loses removals exactly). With `use_gpu` and a
-    GPU-enabled faiss, IVF training runs on the GPU and searches go to a GPU replica that
-    follows additions and is re-copied after removals; any GPU failure falls back to the CPU.
+    GPU-enabled faiss, IVF k-means runs on the GPU and unfiltered searches go to a GPU replica
+    that follows additions and is re-copied after removals; any GPU failure (faiss's GPU
+    indexes take only a plain coarse quantizer, so a multilingual IVF stays on the CPU) falls
+    back to the CPU.
     """
 
     def __init__(
@@ -58,43 +168,50 @@ class VectorIndex:
     ) -> None:
         self.dimension = dimension
         self.plan = plan
-        # faiss's generated type stubs do not know the SWIG classes' real signatures.
-        self._index: Any = faiss_index if faiss_index is not None else self._empty(dimension, plan)
+        # faiss's generated type stubs do not know the SWIG classes' real signatures. An IVF
+        # index exists only once trained (its coarse quantizer is built from the sample).
+        self._index: Any = faiss_index
+        if faiss_index is None and plan.kind == "flat":
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._use_gpu = use_gpu and gpu_count() > 0
         self._gpu_resources: Any = None
         self._replica: Any = None
 
-    @staticmethod
-    def _empty(dimension: int, plan: IndexPlan) -> Any:
-        if plan.kind == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFFlat(quantizer, dimension, plan.nlist, faiss.METRIC_INNER_PRODUCT)
-        index.nprobe = plan.nprobe
-        return index
-
     @property
     def needs_training(self) -> bool:
-        return not self._index.is_trained
+        return self._index is None or not self._index.is_trained
 
     @property
     def on_gpu(self) -> bool:
         return self._use_gpu
 
-    def train(self, sample: np.ndarray) -> None:
-        """Train IVF centroids on `sample` (a seeded draw from the collection's vectors)."""
+    def train(self, sample: np.ndarray, langs: Sequence[str]) -> None:
+        """Build the IVF index from `sample` (a seeded draw from the collection's vectors, with
+        their chunks' languages): coarse lists on language-neutral vectors, then the codec."""
         sample = np.ascontiguousarray(sample, dtype=np.float32)
-        self._index.cp.seed = TRAINING_SEED
-        if self._use_gpu:
-            try:
-                replica = self._copy_to_gpu()
-                replica.train(sample)
-                self._index = faiss.index_gpu_to_cpu(replica)
-                self._replica = replica
-                return
-            except RuntimeError as exc:
-                self._give_up_gpu(exc)
-        self._index.train(sample)
+        nlist = self.plan.nlist
+        try:
+            quantizer = train_quantizer(sample, langs, nlist, TRAINING_SEED, self._use_gpu)
+        except RuntimeError as exc:
+            if not self._use_gpu:
+                raise
+            self._give_up_gpu(exc)
+            quantizer = train_quantizer(sample, langs, nlist, TRAINING_SEED)
+        d, ip = self.dimension, faiss.METRIC_INNER_PRODUCT
+        index: Any
+        if self.plan.kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, ip)
+        elif self.plan.kind == "ivf_sq8":
+            index = faiss.IndexIVFScalarQuantizer(
+                quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, ip, False
+            )
+        else:
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, pq_bytes(d), 8, ip)
+            index.by_residual = False  # codes of the vectors: scores need no centroid term
+        index.train(sample)  # the lists are trained already: only the codec learns
+        index.nprobe = self.plan.nprobe
+        # A serialise round trip makes one C++ object that owns its quantizer.
+        self._index = faiss.deserialize_index(faiss.serialize_index(index))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not len(ids):
@@ -109,30 +226,39 @@ class VectorIndex:
                 self._give_up_gpu(exc)
 
     def remove(self, ids: np.ndarray) -> int:
-        if not len(ids):
+        if not len(ids) or self._index is None:
             return 0
         self._replica = None  # GPU indexes cannot remove; re-copied at the next search
         return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
 
     def search(
-        self, queries: np.ndarray, k: int, nprobe: int | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        nprobe: int | None = None,
+        among: Selection | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, chunk ids) per query; missing slots have id -1."""
+        """Top-k (scores, chunk ids) per query, among the chunk ids of `among` if given;
+        missing slots have id -1."""
         k = max(1, min(k, self.count)) if self.count else 1
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self._index is None:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1)
         nprobe = nprobe or self.plan.nprobe
-        replica = self._gpu_replica()
+        replica = self._gpu_replica() if among is None else None
         if replica is not None:
             try:
-                if self.plan.kind == "ivf":
+                if self.plan.is_ivf:
                     replica.nprobe = nprobe
                 return replica.search(queries, k)
             except RuntimeError as exc:
                 self._give_up_gpu(exc)
-        if self.plan.kind == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
-            return self._index.search(queries, k, params=params)
-        return self._index.search(queries, k)
+        selector = among.selector if among is not None else None
+        if self.plan.is_ivf:
+            params: Any = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)  # type: ignore[call-arg]
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]
+        return self._index.search(queries, k, params=params)
 
     def _gpu_replica(self) -> Any:
         if self._use_gpu and self._replica is None:
@@ -154,10 +280,12 @@ class VectorIndex:
 
     @property
     def count(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) if self._index is not None else 0
 
     def ids(self) -> np.ndarray:
         """Every chunk id the index holds, sorted (for checks that it equals the database)."""
+        if self._index is None:
+            return np.zeros(0, np.int64)
         if self.plan.kind == "flat":
             return np.sort(faiss.vector_to_array(self._index.id_map))
         lists = self._index.invlists
@@ -175,6 +303,10 @@ class VectorIndex:
         cls, path: Path, dimension: int, plan: IndexPlan, use_gpu: bool = False
     ) -> VectorIndex:
         return cls(dimension, plan, faiss.read_index(str(path)), use_gpu)
+
+    def memory_bytes(self) -> int:
+        """The index's size as saved (vectors or codes, ids, lists, quantizer)."""
+        return int(faiss.serialize_index(self._index).nbytes) if self._index is not None else 0
 
     def describe(self) -> dict[str, object]:
         return {

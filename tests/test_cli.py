@@ -83,12 +83,30 @@ def test_search_json_is_the_rest_body(
 ) -> None:
     result = xlsearch("search", "Who landed on the Moon?", "--json", "--lang", "ru", "--lang", "zh")
     body = json.loads(result.stdout)
-    assert set(body) == {"query_language", "took_ms", "results"}
+    assert set(body) == {"query_language", "took_ms", "results", "next_offset"}
     assert {r["id"] for r in body["results"][:2]} == {"moon-ru", "moon-zh"}
     assert {r["lang"] for r in body["results"]} == {"ru", "zh"}
     first = body["results"][0]
     assert set(first) == {"id", "title", "lang", "url", "metadata", "score", "snippet"}
     assert set(first["snippet"]) == {"text", "start", "end"}
+
+
+def test_search_filters_and_pages(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    def ids(*args: str) -> list[str]:
+        result = xlsearch("search", "Who landed on the Moon?", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return [r["id"] for r in json.loads(result.stdout)["results"]]
+
+    both = ids("-k", "6")
+    assert ids("-k", "3") + ids("-k", "3", "--offset", "3") == both
+    coffee = ids("--filter", '{"topic": {"$in": ["coffee"]}}')
+    assert coffee and all(i.startswith("coffee-") for i in coffee)
+    bad = xlsearch("search", "tea", "--filter", "{topic: coffee}")
+    assert bad.returncode == 2 and "--filter is not valid JSON" in bad.stderr
+    unknown = xlsearch("search", "tea", "--filter", '{"topic": {"$like": "c%"}}')
+    assert unknown.returncode == 2 and "unknown operator" in unknown.stderr
 
 
 def test_collections_lists_counts(

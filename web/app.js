@@ -122,6 +122,7 @@ function showMessage(text, kind = "info") {
 
 function clearResults() {
   $("results").replaceChildren();
+  $("more-results").hidden = true;
   $("summary").textContent = "";
 }
 
@@ -135,10 +136,8 @@ async function search(query) {
   }
   showMessage("Searching…");
   $("results").setAttribute("aria-busy", "true");
-  const params = new URLSearchParams({ q: query.q, k: query.k, collection: query.collection });
-  for (const lang of query.langs) params.append("lang", lang);
   try {
-    const answer = await api(`/v1/search?${params}`);
+    const answer = await api(searchPath(query, 0));
     if (sequence !== searchSequence) return;
     renderResults(query, answer);
   } catch (error) {
@@ -151,9 +150,17 @@ async function search(query) {
   }
 }
 
+function searchPath(query, offset) {
+  const params = new URLSearchParams({ q: query.q, k: query.k, collection: query.collection });
+  for (const lang of query.langs) params.append("lang", lang);
+  if (offset) params.set("offset", offset);
+  return `/v1/search?${params}`;
+}
+
 function renderResults(query, answer) {
   const list = $("results");
   list.replaceChildren(...answer.results.map(renderResult));
+  showMore(query, answer.next_offset);
   const asked = `question in ${languageName(answer.query_language)} (${answer.query_language})`;
   const count = answer.results.length;
   $("summary").textContent =
@@ -164,6 +171,28 @@ function renderResults(query, answer) {
   } else {
     showMessage("");
   }
+}
+
+// The next page, appended below the results, while there is one.
+function showMore(query, nextOffset) {
+  const button = $("more-results");
+  button.hidden = nextOffset === null || nextOffset === undefined;
+  button.onclick = async () => {
+    const sequence = searchSequence;
+    button.disabled = true;
+    try {
+      const answer = await api(searchPath(query, nextOffset));
+      if (sequence !== searchSequence) return;
+      $("results").append(...answer.results.map(renderResult));
+      const shown = $("results").children.length;
+      $("summary").textContent = $("summary").textContent.replace(/^\d+ results?/, `${shown} results`);
+      showMore(query, answer.next_offset);
+    } catch (error) {
+      if (sequence === searchSequence) showMessage(`Cannot load more results: ${error.message}.`, "error");
+    } finally {
+      button.disabled = false;
+    }
+  };
 }
 
 function safeLink(url) {

@@ -23,6 +23,21 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class IndexSettingsIn(Strict):
+    """A collection's index; unset fields follow the engine's policy (README, "Indexes")."""
+
+    type: Literal["auto", "flat", "ivf", "ivf_sq8", "ivf_pq"] = Field(
+        "auto",
+        description="auto: exact search below XLSEARCH_IVF_MIN_VECTORS, ivf above; flat: "
+        "always exact; ivf, ivf_sq8 (4x smaller), ivf_pq (16x smaller, less exact): IVF as "
+        "soon as there are enough vectors to train it.",
+    )
+    nlist: int | None = Field(None, ge=1, le=65536, description="IVF lists; default ≈ 4·√N.")
+    nprobe: int | None = Field(
+        None, ge=1, le=65536, description="IVF lists searched per query; default measured."
+    )
+
+
 class CollectionIn(Strict):
     name: Text = Field(examples=["news"], description="1-64 letters, digits, '_', '-', '.'")
     dimension: int | None = Field(
@@ -34,6 +49,7 @@ class CollectionIn(Strict):
     )
     document_instruction: Text | None = Field(None, max_length=2000)
     query_instruction: Text | None = Field(None, max_length=2000)
+    index: IndexSettingsIn | None = None
 
 
 class CollectionOut(BaseModel):
@@ -44,7 +60,10 @@ class CollectionOut(BaseModel):
     chunk_overlap: int
     document_instruction: str | None
     query_instruction: str | None
-    index: dict[str, Any]
+    index: dict[str, Any] = Field(
+        description="`settings` as created; the index this process holds (kind, nlist, "
+        "nprobe, count) once it has loaded it."
+    )
     documents: int
     chunks: int
     languages: dict[str, int] = Field(description="Documents per detected or given language.")
@@ -60,7 +79,7 @@ class CollectionOut(BaseModel):
             chunk_overlap=info.chunk_overlap,
             document_instruction=info.document_instruction,
             query_instruction=info.query_instruction,
-            index=index,
+            index={"settings": info.index_settings, **index},
             documents=stats.documents,
             chunks=stats.chunks,
             languages=stats.languages,

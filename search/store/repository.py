@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, Text, cast, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,6 +67,27 @@ class ChunkRecord:
     lang: str
     text: str
     vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkPage:
+    """Consecutive chunks in id order, as the indexes read them: vectors (None when not
+    asked for), each chunk's language, and what filters need of its document (row id,
+    language, metadata as JSON text, parsed only if a filter asks for a field)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray | None
+    langs: list[str]
+    documents: list[int]
+    document_langs: list[str]
+    metadata_json: list[str | None]
+
+    @property
+    def vectors_read(self) -> np.ndarray:
+        """The vectors, for a page read with them."""
+        if self.vectors is None:
+            raise ValueError("this page was read without vectors")
+        return self.vectors
 
 
 @dataclass(frozen=True)
@@ -288,7 +310,11 @@ class Store:
     def update_document_fields(self, collection_id: int, record: DocumentRecord) -> bool:
         """Change title, url, language and metadata of a document whose stored text is still
         `record`'s; False when it is not (replaced or deleted since it was compared), so the
-        caller writes the whole document instead of mixing its fields into another's text."""
+        caller writes the whole document instead of mixing its fields into another's text.
+
+        When the language or metadata change, its chunks are written anew (same texts and
+        vectors, new ids; the old ones become tombstones) so that every index's filter table,
+        which follows the chunk log, sees them."""
         with self.writing() as session:
             self._lock_log(session, collection_id)
             row = session.scalar(
@@ -298,7 +324,12 @@ class Store:
             )
             if row is None:
                 return False
+            filtered_by_changes = row.lang != record.lang or json.dumps(
+                row.meta, sort_keys=True
+            ) != json.dumps(record.metadata, sort_keys=True)  # as stored: 1 and true differ
             self._apply_fields(row, record)
+            if filtered_by_changes:
+                self._renew_chunks(session, collection_id, row.id)
             return True
 
     def delete_document(self, collection_id: int, external_id: str) -> bool:
@@ -365,26 +396,65 @@ class Store:
         session.add_all(ChunkTombstone(collection_id=collection_id, chunk_id=i) for i in ids)
         session.execute(delete(Chunk).where(Chunk.document_id == document_id))
 
+    @classmethod
+    def _renew_chunks(cls, session: Session, collection_id: int, document_id: int) -> None:
+        """Replace a document's chunks by copies under new ids."""
+        copied = ("ordinal", "char_start", "char_end", "token_count", "lang", "text", "vector")
+        copies = [
+            Chunk(document_id=document_id, collection_id=collection_id,
+                  **{name: getattr(chunk, name) for name in copied})
+            for chunk in session.scalars(
+                select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal)
+            )
+        ]
+        cls._bury_chunks(session, collection_id, document_id)
+        session.add_all(copies)
+
     # -- vectors for the indexes ---------------------------------------------------------
 
-    def vectors_after(
-        self, collection_id: int, after_chunk_id: int, dimension: int, page_size: int = 4096
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Pages of (chunk ids, vectors) with ids above `after_chunk_id`, in id order."""
+    def chunks_after(
+        self,
+        collection_id: int,
+        after_chunk_id: int,
+        dimension: int,
+        *,
+        with_vectors: bool = True,
+        up_to: int | None = None,
+        page_size: int = 4096,
+    ) -> Iterator[ChunkPage]:
+        """Pages of chunks with ids above `after_chunk_id` (and at most `up_to`), in id order."""
+        columns = [Chunk.id, Chunk.lang, Chunk.document_id, Document.lang,
+                   cast(Document.meta, Text)]
+        if with_vectors:
+            columns.append(Chunk.vector)
         cursor = after_chunk_id
         while True:
+            query = (
+                select(*columns)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.collection_id == collection_id, Chunk.id > cursor)
+                .order_by(Chunk.id)
+                .limit(page_size)
+            )
+            if up_to is not None:
+                query = query.where(Chunk.id <= up_to)
             with self.session() as session:
-                rows = session.execute(
-                    select(Chunk.id, Chunk.vector)
-                    .where(Chunk.collection_id == collection_id, Chunk.id > cursor)
-                    .order_by(Chunk.id)
-                    .limit(page_size)
-                ).all()
+                rows: list[Any] = list(session.execute(query).all())
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            blob = b"".join(r[1] for r in rows)
-            yield ids, np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+            vectors = None
+            if with_vectors:
+                blob = b"".join(r[5] for r in rows)
+                vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+            yield ChunkPage(
+                ids=ids,
+                vectors=vectors,
+                langs=[r[1] for r in rows],
+                documents=[r[2] for r in rows],
+                document_langs=[r[3] for r in rows],
+                metadata_json=[r[4] for r in rows],
+            )
             cursor = int(ids[-1])
 
     def tombstones_after(self, collection_id: int, after_seq: int) -> tuple[np.ndarray, int]:

@@ -44,6 +44,17 @@ def test_collections_lifecycle(client: TestClient) -> None:
     assert missing.json()["error"]["code"] == "collection_not_found"
 
 
+def test_a_collection_keeps_its_index_settings(client: TestClient) -> None:
+    body = {"name": "compact", "index": {"type": "ivf_sq8", "nprobe": 32}}
+    created = client.post("/v1/collections", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["index"]["settings"] == {"type": "ivf_sq8", "nprobe": 32}
+    add_now(client, {"id": "tea", "text": "Tea comes from China."}, collection="compact")
+    shown = client.get("/v1/collections/compact").json()["index"]
+    assert shown["settings"]["type"] == "ivf_sq8" and shown["kind"] == "flat"  # 1 vector
+    assert client.get("/v1/collections/default").json()["index"]["settings"] == {}
+
+
 def test_a_smaller_dimension_is_searchable(client: TestClient) -> None:
     client.post("/v1/collections", json={"name": "small", "dimension": 64})
     add_now(client, {"id": "tea", "text": "Tea comes from China."}, collection="small")
@@ -59,6 +70,10 @@ def test_bad_collections_are_refused(client: TestClient) -> None:
         ({"name": "x", "chunk_tokens": 100_000}, 422),
         ({"name": "x", "chunk_tokens": 64, "chunk_overlap": 64}, 422),
         ({"name": "x", "colour": "red"}, 422),
+        ({"name": "x", "index": {"type": "hnsw"}}, 422),
+        ({"name": "x", "index": {"type": "ivf", "nlist": 0}}, 422),
+        ({"name": "x", "index": {"type": "ivf", "nprobe": "8"}}, 422),
+        ({"name": "x", "index": {"kind": "ivf"}}, 422),
         ({}, 422),
     ]:
         response = client.post("/v1/collections", json=body)

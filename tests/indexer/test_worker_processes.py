@@ -79,7 +79,7 @@ def test_a_killed_worker_is_taken_over_without_loss_or_duplicates(
         assert len(chunk_ids) == 80  # one chunk each: nothing stored twice
         assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0  # nor replaced
     index = IndexManager(engine.store, tmp_path / "fresh-indexes", 50_000).get(collection)
-    _, found = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 200)
+    _, found, _ = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 200)
     assert set(found[0][found[0] >= 0].tolist()) == chunk_ids
     engine.close()
 

@@ -75,7 +75,8 @@ def test_a_restored_backup_is_served_its_own_vectors_not_a_newer_snapshots(
     def ingest(engine: Engine, documents: list[DocumentIn]) -> set[int]:
         collection = engine.store.get_collection("default")
         Ingestor(engine.store, engine.embedder, collection).ingest(documents)
-        return {int(i) for ids, _ in engine.store.vectors_after(collection.id, 0, 384) for i in ids}
+        pages = engine.store.chunks_after(collection.id, 0, 384)
+        return {int(i) for page in pages for i in page.ids}
 
     with closing(Engine.open(settings, bundled_embedder)) as engine:
         backup_database(settings.resolved_database_url, backup)
@@ -93,8 +94,8 @@ def test_a_restored_backup_is_served_its_own_vectors_not_a_newer_snapshots(
         assert "this database has no record of it" in caplog.text
         stored = {
             int(i): vector
-            for ids, vectors in engine.store.vectors_after(collection.id, 0, 384)
-            for i, vector in zip(ids, vectors, strict=True)
+            for page in engine.store.chunks_after(collection.id, 0, 384)
+            for i, vector in zip(page.ids, page.vectors_read, strict=True)
         }
         held = index_contents(current, tmp_path / "check.faiss")
         assert held.keys() == stored.keys() == second_chunks

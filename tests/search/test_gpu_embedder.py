@@ -62,7 +62,7 @@ def test_a_gpu_trained_index_snapshots_to_the_cpu(tmp_path: Path) -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     plan = plan_index(len(vectors), 10_000)
     index = VectorIndex(64, plan, use_gpu=True)
-    index.train(vectors[:10_000])
+    index.train(vectors[:10_000], ["en"] * 10_000)
     index.add(np.arange(len(vectors)), vectors)
     index.save(tmp_path / "ivf.faiss")
     reloaded = VectorIndex.load(tmp_path / "ivf.faiss", 64, plan, use_gpu=False)

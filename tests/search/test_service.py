@@ -120,3 +120,64 @@ def test_a_collection_of_another_model_is_refused(make_engine: Callable[..., Eng
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         SearchRequest.model_validate(body)
+
+
+def test_pages_follow_one_another_without_overlap(sample_engine: Engine) -> None:
+    whole = search(sample_engine, "mountain", k=12)
+    first = search(sample_engine, "mountain", k=5)
+    second = search(sample_engine, "mountain", k=5, offset=5)
+    assert [r.id for r in first.results + second.results] == [r.id for r in whole.results[:10]]
+    assert first.next_offset == 5 and second.next_offset == 10
+    last = search(sample_engine, "mountain", k=10, offset=30)
+    assert len(last.results) == 6 and last.next_offset is None  # 36 documents in all
+    assert search(sample_engine, "mountain", k=10, offset=40).results == []
+
+
+def test_a_page_deeper_than_the_limit_is_refused() -> None:
+    with pytest.raises(ValidationError, match="pages reach the first 1000 results"):
+        SearchRequest(query="tea", k=10, offset=991)
+
+
+def test_filters_see_metadata_changed_without_new_text(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    collection = engine.store.get_collection("default")
+    ingestor = Ingestor(engine.store, engine.embedder, collection)
+    ingestor.ingest([DocumentIn(id="a", text="Tea is a drink.", metadata={"shelf": 1})])
+    assert [r.id for r in search(engine, "tea", filter={"shelf": 1}).results] == ["a"]
+    [result] = ingestor.ingest([DocumentIn(id="a", text="Tea is a drink.", metadata={"shelf": 2})])
+    assert result.status == "updated"
+    assert search(engine, "tea", filter={"shelf": 1}).results == []
+    [found] = search(engine, "tea", filter={"shelf": {"$gte": 2}}).results
+    assert found.id == "a" and found.metadata == {"shelf": 2}
+    index = engine.indexes.get(collection)
+    assert index.index.count == len(index.filters) == 1  # the old chunk left both
+    buried = len(engine.store.tombstones_after(collection.id, 0)[0])
+    retitled = DocumentIn(id="a", text="Tea is a drink.", title="Tea", metadata={"shelf": 2})
+    ingestor.ingest([retitled])
+    assert len(engine.store.tombstones_after(collection.id, 0)[0]) == buried  # title only
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "ivf_sq8"])
+def test_filters_inside_an_ivf_index_find_every_match(
+    make_engine: Callable[..., Engine], sample_documents: list[DocumentIn], index_type: str
+) -> None:
+    """On IVF (forced on the small sample, cut in short chunks, with 2 lists and 1 probed) a
+    filter still finds the k best of its matching documents, as exact search does."""
+    engine = make_engine()
+    settings = {"type": index_type, "nlist": 2, "nprobe": 1}
+    ivf = engine.store.create_collection(
+        CollectionInfo(0, "ivf", engine.embedder.name, 384, 16, 0, index_settings=settings)
+    )
+    flat = engine.store.create_collection(
+        CollectionInfo(0, "flat", engine.embedder.name, 384, 16, 0)
+    )
+    for collection in (ivf, flat):
+        Ingestor(engine.store, engine.embedder, collection).ingest(sample_documents)
+    assert engine.indexes.get(ivf).index.plan.kind == index_type
+    for languages, spec in [(["ja"], None), (["ar", "hi"], None), (None, {"topic": "coffee"}),
+                            (None, {"topic": {"$in": ["great-wall", "mount-fuji"]}})]:
+        request = SearchRequest(query="How tall is it?", k=5, languages=languages, filter=spec)
+        got = engine.searcher.search("ivf", request).results
+        want = engine.searcher.search("flat", request).results
+        assert [r.id for r in got] == [r.id for r in want], (languages, spec)
+        assert len(got) == min(5, len(want))

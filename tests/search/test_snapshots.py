@@ -37,7 +37,7 @@ def restore_sqlite(backup: Path, database: Path) -> None:
 
 def finds_each_vector_itself(current: CollectionIndex, vectors: np.ndarray) -> None:
     """Vector i (stored as document d{i}'s one chunk, id i + 1 here) is its own nearest."""
-    scores, ids = current.search(vectors, 1)
+    scores, ids, _ = current.search(vectors, 1)
     assert ids[:, 0].tolist() == list(range(1, len(vectors) + 1))
     np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
 
@@ -95,6 +95,11 @@ def manifest_of_an_older_version(folder: Path, manifest: dict[str, Any]) -> None
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
+def index_of_an_older_format(folder: Path, manifest: dict[str, Any]) -> None:
+    """An intact snapshot of an index built before IVF lists were language-neutral."""
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "index_format": 1}))
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
@@ -104,7 +109,8 @@ def manifest_of_an_older_version(folder: Path, manifest: dict[str, Any]) -> None
         (remove_index_file, "cannot be read"),
         (garble_manifest, "cannot be read"),
         (wrong_types_in_manifest, "wrong type: chunk_watermark"),
-        (manifest_of_an_older_version, "written before snapshots were verified"),
+        (manifest_of_an_older_version, "written by an older version"),
+        (index_of_an_older_format, "an index of format 1; this version builds format 2"),
     ],
 )
 def test_a_damaged_snapshot_is_rebuilt_from_the_database_and_replaced(

@@ -13,7 +13,15 @@ import pytest
 from search.engine import Engine
 from search.index_manager import IndexManager
 from search.store.repository import ChunkRecord, DocumentRecord, Store
-from search.vector_index import IndexPlan, VectorIndex, gpu_count, plan_index
+from search.vector_index import (
+    IndexPlan,
+    IndexSettings,
+    Selection,
+    VectorIndex,
+    filtered_nprobe,
+    gpu_count,
+    plan_index,
+)
 
 DIM = 32
 
@@ -61,7 +69,7 @@ def test_ivf_recall_against_exact_search() -> None:
     exact.add(np.arange(len(vectors)), vectors)
     plan = plan_index(len(vectors), 10_000)
     ivf = VectorIndex(DIM, plan)
-    ivf.train(vectors[:10_000])
+    ivf.train(vectors[:10_000], ["en"] * 10_000)
     ivf.add(np.arange(len(vectors)), vectors)
     _, truth = exact.search(queries, 10)
     _, found = ivf.search(queries, 10)
@@ -69,6 +77,55 @@ def test_ivf_recall_against_exact_search() -> None:
     assert recall >= 0.9
     _, all_lists = ivf.search(queries, 10, nprobe=plan.nlist)  # every list: exact again
     assert np.mean([set(a) == set(b) for a, b in zip(truth, all_lists, strict=True)]) > 0.95
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf_sq8", "ivf_pq"])
+@pytest.mark.parametrize("share", [0.001, 0.01, 0.3, 0.9])
+def test_a_selection_is_searched_exactly_and_nothing_outside_it(kind: str, share: float) -> None:
+    """Sparse selections (a hashed batch) and dense ones (a bitmap) alike; with every list
+    searched, IVF answers as exact search does (SQ8 near it; PQ, lossy, a part of it)."""
+    vectors, queries = clustered(6_000), clustered(20, seed=1)
+    ids = np.arange(7, 7 + 3 * len(vectors), 3)  # ids with gaps, as after deletions
+    chosen = np.sort(np.random.default_rng(2).choice(ids, max(1, int(share * len(ids))), False))
+    plan = IndexPlan(kind, 16, 16) if kind != "flat" else IndexPlan("flat")  # type: ignore[arg-type]
+    index = VectorIndex(DIM, plan)
+    if index.needs_training:
+        index.train(vectors, ["en"] * len(vectors))
+    index.add(ids, vectors)
+    _, found = index.search(queries, 10, nprobe=16, among=Selection(chosen))
+    exact = vectors[np.isin(ids, chosen)] @ queries.T
+    depth = 12 if kind == "ivf_sq8" else 10  # 8-bit codes: the exact top 10, give or take
+    expected = chosen[np.argsort(-exact, axis=0)[:depth].T]
+    overlap = []
+    for got, want in zip(found, expected, strict=True):
+        got = got[got >= 0]
+        assert len(got) == min(10, len(chosen)) and set(got) <= set(chosen)
+        overlap.append(len(set(got) & set(want[:10])) / len(got))
+        if kind == "ivf_sq8":
+            assert set(got) <= set(want)
+        elif kind != "ivf_pq":
+            assert list(got) == list(want[: len(got)])
+    assert np.mean(overlap) >= (0.3 if kind == "ivf_pq" else 0.9)  # PQ codes lose most
+
+
+def test_filtered_searches_probe_more_lists_the_fewer_vectors_match() -> None:
+    plan = IndexPlan("ivf", nlist=1000, nprobe=50)
+    assert filtered_nprobe(plan, 100_000, 100_000) == 50  # no filter
+    assert filtered_nprobe(plan, 100_000, 50_000) == 85  # 50 / 0.5**0.75
+    assert filtered_nprobe(plan, 100_000, 10_000) == 282
+    assert filtered_nprobe(plan, 100_000, 1_000) == 1000  # few matches: every list
+    assert filtered_nprobe(plan, 100_000, 50_000, nprobe=400) == 673
+    assert filtered_nprobe(IndexPlan("flat"), 100, 1) == 0
+
+
+def test_a_collection_chooses_its_index() -> None:
+    assert plan_index(10**6, 50_000, IndexSettings(type="flat")) == IndexPlan("flat")
+    pq = plan_index(12_000, 50_000, IndexSettings(type="ivf_pq"))
+    assert pq.kind == "ivf_pq" and pq.nlist == 12_000 // 64  # IVF forced below the threshold
+    assert plan_index(5_000, 50_000, IndexSettings(type="ivf_pq")).kind == "flat"  # codebooks
+    assert plan_index(50, 50_000, IndexSettings(type="ivf")).kind == "flat"  # too few to train
+    assert plan_index(10**6, 50_000, IndexSettings(nlist=100, nprobe=7)) == IndexPlan("ivf", 100, 7)
+    assert plan_index(10**6, 50_000, IndexSettings(nlist=10, nprobe=70)).nprobe == 10
 
 
 def put(store: Store, collection_id: int, doc_id: str, vectors: np.ndarray) -> None:
@@ -152,7 +209,7 @@ def test_an_ivf_grown_four_times_is_retrained_while_searches_go_on(
     def search_all_the_time() -> None:
         while not stop.is_set():
             try:
-                _, ids = current.search(vectors[:8], 10)
+                _, ids, _ = current.search(vectors[:8], 10)
                 assert (ids >= 0).all()
                 answered.append(len(ids))
             except BaseException as error:  # noqa: BLE001 - reported below
@@ -172,7 +229,7 @@ def test_an_ivf_grown_four_times_is_retrained_while_searches_go_on(
     assert len(answered) > during  # searches went on while the new index trained
     assert current.index.plan.kind == "ivf" and current.index.plan.nlist >= 2 * trained.nlist
     assert current.index.count == 12_000
-    _, nearest = current.search(vectors[5000:5005], 1, nprobe=current.index.plan.nlist)
+    _, nearest, _ = current.search(vectors[5000:5005], 1, nprobe=current.index.plan.nlist)
     assert nearest[:, 0].tolist() == list(range(5001, 5006))  # each vector finds itself
 
 
@@ -199,7 +256,7 @@ def test_gpu_index_agrees_with_the_cpu() -> None:
     results = []
     for use_gpu in (False, True):
         index = VectorIndex(DIM, plan, use_gpu=use_gpu)
-        index.train(vectors[:10_000])
+        index.train(vectors[:10_000], ["en"] * 10_000)
         index.add(np.arange(len(vectors)), vectors)
         index.remove(np.arange(100))
         results.append(index.search(queries, 10, nprobe=plan.nlist)[1])

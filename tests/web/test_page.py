@@ -53,6 +53,22 @@ def test_language_filter_changes_the_results(web_server: str, page: Any) -> None
     assert result_ids(page)[0] == "coffee-ar"
 
 
+def test_more_results_append_the_next_page(web_server: str, page: Any) -> None:
+    page.goto(f"{web_server}/?k=5")
+    ask(page, "mountain")
+    first = result_ids(page)
+    assert len(first) == 5
+    page.click("#more-results")
+    expect(page.locator(".result")).to_have_count(10)
+    assert result_ids(page)[:5] == first and len(set(result_ids(page))) == 10
+    expect(page.locator("#summary")).to_contain_text("10 results")
+    while page.locator("#more-results").is_visible():  # the sample holds 38 documents
+        count = page.locator(".result").count()
+        page.click("#more-results")
+        expect(page.locator(".result")).not_to_have_count(count)
+    assert len(set(result_ids(page))) == page.locator(".result").count() == 38
+
+
 def test_the_url_round_trips_and_history_works(web_server: str, page: Any) -> None:
     page.goto(f"{web_server}/?q=honey+bees&lang=de&lang=es&k=5")
     expect(page.locator("#q")).to_have_value("honey bees")

@@ -44,6 +44,7 @@ def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
         chunk_overlap=body.chunk_overlap,
         document_instruction=body.document_instruction,
         query_instruction=body.query_instruction,
+        index_settings=body.index.model_dump(exclude_none=True) if body.index else None,
     )
     return describe(engine, CollectionStats(engine.store.create_collection(spec), 0, 0, {}))
 

@@ -48,7 +48,8 @@ def search_get(
     lang: Annotated[list[str] | None, Query(description="Only these languages.")] = None,
     collection: str = DEFAULT_COLLECTION,
     nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
+    offset: Annotated[int, Query(ge=0, description="Results to skip (paging).")] = 0,
 ) -> SearchResponse:
     """The same search as a GET, for links and the web page."""
-    request = SearchRequest(query=q, k=k, languages=lang or None, nprobe=nprobe)
+    request = SearchRequest(query=q, k=k, languages=lang or None, nprobe=nprobe, offset=offset)
     return _answer(engine, collection, request, response)
