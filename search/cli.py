@@ -124,10 +124,20 @@ def _note_if_empty(store: Store, settings: Settings) -> None:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (txt, md, html, jsonl).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (txt, md, html, jsonl).")
+    ] = None,
     collection: CollectionOption = DEFAULT_COLLECTION,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="The sample corpus shipped with xlsearch.")
+    ] = False,
 ) -> None:
     """Read, chunk, embed and store documents; folders are read recursively."""
+    from search.bundled import sample_folder
+
+    paths = [*(paths or []), *([sample_folder()] if sample else [])]
+    if not paths:
+        raise InvalidInput("nothing to ingest: give files or folders, or --sample")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from indexer.pipeline import Ingestor, IngestSummary, ingest_stream

@@ -22,20 +22,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def xlsearch_process(data_dir: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    """Start `xlsearch ARGS…` on `data_dir`; output goes to a log file next to it."""
+def xlsearch_process(
+    data_dir: Path, *args: str, python: str = sys.executable, cwd: Path = REPO, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start `xlsearch ARGS…` (with `python`, in `cwd`) on `data_dir`; output goes to a log
+    file next to it."""
     environment = {**os.environ, "XLSEARCH_DATA_DIR": str(data_dir), **env}
     log = open(data_dir.parent / f"{data_dir.name}-{args[0]}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", "search", *args], env=environment, cwd=REPO, stdout=log, stderr=log
+        [python, "-m", "search", *args], env=environment, cwd=cwd, stdout=log, stderr=log
     )
 
 
 @contextmanager
-def running_server(data_dir: Path, *args: str, **env: str) -> Iterator[str]:
+def running_server(
+    data_dir: Path, *args: str, python: str = sys.executable, cwd: Path = REPO, **env: str
+) -> Iterator[str]:
     """A live `xlsearch serve` on a free port; yields its base URL once /ready answers 200."""
     port = free_port()
-    process = xlsearch_process(data_dir, "serve", "--port", str(port), *args, **env)
+    process = xlsearch_process(
+        data_dir, "serve", "--port", str(port), *args, python=python, cwd=cwd, **env
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -1,16 +1,15 @@
-"""The bundled search page: `GET /` and its files under `/web/` (the repository's `web/`)."""
+"""The bundled search page: `GET /` and its files under `/web/` (search.bundled.web_folder)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from search.bundled import web_folder
 from search.errors import XlsearchError
 
-WEB_DIR = Path(__file__).resolve().parents[3] / "web"
+WEB_DIR = web_folder()
 # The page loads nothing but its own files and talks only to this server; with no inline
 # script allowed, text from documents could not run even if it were ever parsed as HTML.
 PAGE_HEADERS = {
