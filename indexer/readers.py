@@ -22,14 +22,10 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
+from search.file_types import HTML_SUFFIXES, JSONL_SUFFIXES, READABLE_SUFFIXES
 from search.schemas import DocumentIn, describe_validation_error
 from search.settings import Settings
 
-TEXT_SUFFIXES = {".txt", ".text"}
-MARKDOWN_SUFFIXES = {".md", ".markdown"}
-HTML_SUFFIXES = {".html", ".htm"}
-JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 TITLE_LIMIT = 200
 MAX_DOCUMENT_BYTES: int = Settings.model_fields["max_document_bytes"].default
 SNIFF_BYTES = 8192  # how much of a file is looked at for NUL bytes (binary data)
@@ -122,7 +118,7 @@ def _decodable(name: str) -> bool:
 
 
 def _is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED
+    return path.suffix.lower() in READABLE_SUFFIXES
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -134,7 +130,7 @@ def read_file(
 ) -> Iterator[DocumentIn | ReadError]:
     """One file: JSONL gives a document per line (streamed), other formats one document."""
     if not _is_supported(path):
-        supported = ", ".join(sorted(SUPPORTED))
+        supported = ", ".join(sorted(READABLE_SUFFIXES))
         suffix = path.suffix.lower() or "(none)"
         yield ReadError(str(path), f"unsupported file type {suffix}; use {supported}")
         return

@@ -81,3 +81,23 @@ class StorageUnavailable(XlsearchError):
 
     code = "storage_unavailable"
     status = 503
+
+
+class JobNotFound(XlsearchError):
+    code = "job_not_found"
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} does not exist; list jobs with GET /v1/jobs")
+
+
+class Unauthorized(XlsearchError):
+    code = "unauthorized"
+    status = 401
+
+
+class PageMissing(XlsearchError):
+    """The web page's files are not installed beside the code."""
+
+    code = "not_found"
+    status = 404

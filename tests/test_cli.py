@@ -119,7 +119,10 @@ def test_collections_lists_counts(
     assert result.stderr == ""
 
 
-def test_jobs_lists_queued_jobs(data_dir: Path, xlsearch: Run) -> None:
+def test_jobs_lists_queued_jobs(
+    ingested: subprocess.CompletedProcess[str], data_dir: Path, xlsearch: Run
+) -> None:
+    """(On the ingested folder: the job needs the default collection to exist.)"""
     from search.settings import Settings
     from search.store import open_store
     from search.store.jobs import JobStore

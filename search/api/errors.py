@@ -16,8 +16,13 @@ from search.schemas import describe_validation_error
 log = logging.getLogger(__name__)
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The body of every error answer (also written by search.api.limits, below the app)."""
+    return {"error": {"code": code, "message": message}}
+
+
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSONResponse(error_body(code, message), status_code=status)
 
 
 def _describe(exc: RequestValidationError) -> str:

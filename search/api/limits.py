@@ -15,6 +15,8 @@ import time
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from search.api.errors import error_body
+
 UPLOAD_ROUTE = re.compile(r"/v1/collections/[^/]+/jobs")
 MIN_BODY_RATE = 1024  # bytes/s a body must average once its first `timeout_s` are over
 DISCONNECT: Message = {"type": "http.disconnect"}
@@ -115,7 +117,7 @@ class _Body:
         self.refused = self.cut_off = True
         if self._response_started:  # too late for a status; the app sees a disconnect
             return
-        raw = json.dumps({"error": {"code": code, "message": message}}).encode()
+        raw = json.dumps(error_body(code, message)).encode()
         await self._send(
             {
                 "type": "http.response.start",

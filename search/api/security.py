@@ -7,12 +7,7 @@ import hmac
 
 from fastapi import Request
 
-from search.errors import XlsearchError
-
-
-class Unauthorized(XlsearchError):
-    code = "unauthorized"
-    status = 401
+from search.errors import Unauthorized
 
 
 def _check(request: Request, needed: bool) -> None:

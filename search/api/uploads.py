@@ -22,11 +22,11 @@ import anyio
 
 from search.api.multipart import PartStart, multipart_events
 from search.errors import Forbidden, InvalidInput, UnsupportedMedia
+from search.file_types import READABLE_SUFFIXES
 from search.schemas import DocumentIn, clean_text
 from search.settings import Settings
 from search.store.jobs import JobStore
 
-TEXT_SUFFIXES = {".jsonl", ".ndjson", ".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 COPY_CHUNK = 1 << 20
 SNIFF_BYTES = 8192  # where binary data is looked for in an uploaded text file
 MAX_FILES, MAX_FIELDS = 10_000, 100
@@ -167,7 +167,7 @@ def _upload_name(raw: str) -> str:
     if name.startswith("."):
         raise InvalidInput(f"file name {raw!r}: hidden names (starting with '.') are refused")
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix != ".zip" and suffix not in TEXT_SUFFIXES:
+    if suffix != ".zip" and suffix not in READABLE_SUFFIXES:
         raise UnsupportedMedia(
             f"{name}: unsupported file type; upload .jsonl, .txt, .md, .html or .zip"
         )
@@ -300,7 +300,7 @@ def _entry_path(filename: str, archive: str) -> PurePosixPath | None:
         raise InvalidInput(f"{archive}: entry {filename!r} escapes the archive")
     if not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
         return None
-    if PurePosixPath(parts[-1]).suffix.lower() not in TEXT_SUFFIXES:
+    if PurePosixPath(parts[-1]).suffix.lower() not in READABLE_SUFFIXES:
         return None
     for part in parts:
         _check_name(part, f"{archive}: entry {filename!r}")

@@ -17,21 +17,13 @@ from typing import Any, Literal, cast
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
-from search.errors import XlsearchError
+from search.errors import JobNotFound
 from search.store.repository import Store, storable
 from search.store.tables import Collection, Job, utcnow
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 MAX_STORED_ERRORS = 1000
-
-
-class JobNotFound(XlsearchError):
-    code = "job_not_found"
-    status = 404
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} does not exist; list jobs with GET /v1/jobs")
 
 
 @dataclass(frozen=True)

@@ -216,21 +216,24 @@ class Store:
                 _info(row) for row in session.scalars(select(Collection).order_by(Collection.id))
             ]
 
-    def list_collections(self) -> list[CollectionStats]:
-        """Every collection with its document, language and chunk counts, by name."""
+    def list_collections(self, name: str | None = None) -> list[CollectionStats]:
+        """Every collection (or only the one called `name`) with its document, language and
+        chunk counts, by name."""
+        collections = select(Collection).order_by(Collection.name)
+        documents = select(Document.collection_id, Document.lang, func.count()).group_by(
+            Document.collection_id, Document.lang
+        )
+        chunks_counted = select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+        if name is not None:
+            wanted = select(Collection.id).where(Collection.name == name).scalar_subquery()
+            collections = collections.where(Collection.name == name)
+            documents = documents.where(Document.collection_id == wanted)
+            chunks_counted = chunks_counted.where(Chunk.collection_id == wanted)
         with self.session() as session:
             languages: dict[int, dict[str, int]] = {}
-            for collection_id, lang, n in session.execute(
-                select(Document.collection_id, Document.lang, func.count()).group_by(
-                    Document.collection_id, Document.lang
-                )
-            ):
+            for collection_id, lang, n in session.execute(documents):
                 languages.setdefault(collection_id, {})[lang] = int(n)
-            chunks = dict(
-                session.execute(
-                    select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
-                ).all()
-            )
+            chunks = dict(session.execute(chunks_counted).all())
             return [
                 CollectionStats(
                     info=_info(row),
@@ -238,7 +241,7 @@ class Store:
                     chunks=int(chunks.get(row.id, 0)),
                     languages=dict(sorted(languages.get(row.id, {}).items())),
                 )
-                for row in session.scalars(select(Collection).order_by(Collection.name))
+                for row in session.scalars(collections)
             ]
 
     def delete_collection(self, name: str) -> None:

@@ -50,9 +50,12 @@ def test_a_collection_keeps_its_index_settings(client: TestClient) -> None:
     assert created.status_code == 201, created.text
     assert created.json()["index"]["settings"] == {"type": "ivf_sq8", "nprobe": 32}
     add_now(client, {"id": "tea", "text": "Tea comes from China."}, collection="compact")
-    shown = client.get("/v1/collections/compact").json()["index"]
-    assert shown["settings"]["type"] == "ivf_sq8" and shown["kind"] == "flat"  # 1 vector
-    assert client.get("/v1/collections/default").json()["index"]["settings"] == {}
+    compact = client.get("/v1/collections/compact").json()
+    assert compact["index"]["settings"]["type"] == "ivf_sq8"
+    assert compact["index"]["kind"] == "flat"  # one vector: too few to train an IVF
+    assert (compact["documents"], compact["chunks"], compact["languages"]) == (1, 1, {"en": 1})
+    default = client.get("/v1/collections/default").json()
+    assert default["index"]["settings"] == {} and default["documents"] == 0
 
 
 def test_a_smaller_dimension_is_searchable(client: TestClient) -> None:

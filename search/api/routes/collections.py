@@ -56,10 +56,10 @@ def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
     responses=error_responses(404),
 )
 def get_collection(name: str, engine: EngineDep) -> CollectionOut:
-    for stats in engine.store.list_collections():
-        if stats.info.name == name:
-            return describe(engine, stats)
-    raise CollectionNotFound(name)
+    found = engine.store.list_collections(name)  # one collection's rows, not every one's
+    if not found:
+        raise CollectionNotFound(name)
+    return describe(engine, found[0])
 
 
 @router.delete(

@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from search.bundled import web_folder
-from search.errors import XlsearchError
+from search.errors import PageMissing
 
 WEB_DIR = web_folder()
 # The page loads nothing but its own files and talks only to this server; with no inline
@@ -22,11 +22,6 @@ PAGE_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-
-
-class PageMissing(XlsearchError):
-    code = "not_found"
-    status = 404
 
 
 @router.get("/")
