@@ -3,7 +3,6 @@ temp SQLite file and once on a PostgreSQL database."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi.testclient import TestClient
 from search.api import create_app
 from search.embedders import Embedder
 from tests.conftest import BACKENDS, Databases, both_databases
+from tests.waiting import wait_until
 
 MakeClient = Callable[..., TestClient]
 
@@ -36,10 +36,8 @@ def make_client(
         client = TestClient(app)
         client.__enter__()
         stack.append(client)
-        deadline = time.monotonic() + 30  # the first catch-up runs in the background
-        while client.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the app did not become ready"
-            time.sleep(0.02)
+        # the first catch-up runs in the background
+        wait_until(lambda: client.get("/ready").status_code == 200, 30, "the app to be ready")
         return client
 
     yield factory
@@ -54,13 +52,14 @@ def client(make_client: MakeClient) -> TestClient:
 
 def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
     """Poll a job until it finishes; returns its last state."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
+    job: dict[str, Any] = {}
+
+    def finished() -> bool:
+        job.update(client.get(f"/v1/jobs/{job_id}").json())
+        return job["status"] in ("succeeded", "failed", "cancelled")
+
+    wait_until(finished, timeout_s, f"job {job_id} to finish", every_s=0.1)
+    return job
 
 
 def add_now(client: TestClient, *documents: dict[str, Any], collection: str = "default") -> Any:

@@ -4,7 +4,6 @@ hostile values in every field and parameter, never get a 5xx."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from search.api import create_app
 from search.embedders import Embedder
 from search.settings import Settings
 from tests.conftest import BACKENDS
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -40,10 +40,8 @@ def started_app(
     )
     app = create_app(settings_, bundled_embedder, worker=False)
     with TestClient(app) as client:
-        deadline = time.monotonic() + 30  # the first catch-up runs in the background
-        while client.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the app did not become ready"
-            time.sleep(0.02)
+        # the first catch-up runs in the background
+        wait_until(lambda: client.get("/ready").status_code == 200, 30, "the app to be ready")
         yield app
 
 

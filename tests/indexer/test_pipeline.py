@@ -18,6 +18,7 @@ from search.embedders import Embedder
 from search.engine import Engine, should_overlap
 from search.language import LanguageDetector
 from search.schemas import DocumentIn
+from tests.waiting import wait_until
 
 TOPICS = ["tea", "coffee", "volcanoes", "the Moon", "glaciers", "trains", "honey bees"]
 
@@ -191,8 +192,9 @@ def test_language_processes_detect_what_the_thread_does(
         pids = set(detector._pool._processes)
         assert len(pids) == 2
         # A process dies: this call detects in the thread, the next starts new processes.
-        next(iter(detector._pool._processes.values())).kill()
-        time.sleep(0.5)
+        victim = next(iter(detector._pool._processes.values()))
+        victim.kill()
+        wait_until(lambda: victim.exitcode is not None, 10, "the killed process to exit")
         assert detector.detect(texts) == pooled
         assert detector.detect(texts) == pooled and set(detector._pool._processes) != pids
     finally:

@@ -19,9 +19,10 @@ from search.engine import Engine
 from search.settings import Settings
 from search.store.jobs import JobStore
 from search.store.tables import Chunk, ChunkTombstone, Document
-from tests.indexer.test_worker_processes import wait_until, write_corpus
+from tests.indexer.test_worker_processes import write_corpus
 from tests.postgres import PostgresServer
 from tests.processes import running_server, xlsearch_process
+from tests.waiting import wait_until
 
 JOBS, PER_JOB = 4, 500
 QUERIES = ["Tee", "abejas", "вулканы", "月球", "glaciers and trains", "Kaffee aus Äthiopien"]

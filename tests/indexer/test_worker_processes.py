@@ -4,8 +4,6 @@ process's commits within two seconds."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from search.settings import Settings
 from search.store.jobs import JobInfo, JobStore
 from search.store.tables import Chunk, ChunkTombstone
 from tests.processes import xlsearch_process
+from tests.waiting import wait_until
 
 TOPICS = ["tea", "coffee", "honey bees", "volcanoes", "the Moon", "glaciers", "trains"]
 
@@ -30,19 +29,6 @@ def write_corpus(path: Path, count: int, first: int = 0) -> None:
         for i in range(first, first + count):
             text = f"Note {i}: a few words about {TOPICS[i % len(TOPICS)]} and item number {i}."
             handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    """Seconds from now until the start of the first check that held (so a slow check,
-    such as a search on a busy machine, does not count against the condition)."""
-    started = time.monotonic()
-    while True:
-        checked_at = time.monotonic()
-        if condition():
-            return checked_at - started
-        if checked_at - started > timeout_s:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_killed_worker_is_taken_over_without_loss_or_duplicates(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +11,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.processes import running_server
+from tests.waiting import wait_until
 from tests.web.conftest import XSS_TITLE, copy_to_docs, save_screenshot
 
 
@@ -179,10 +179,10 @@ def test_status_line_shows_documents_and_running_jobs(
     expect(job).to_contain_text(job_id[:8], timeout=15_000)
     expect(page.locator("#engine-status progress")).to_be_visible()
     expect(job).to_have_count(0, timeout=60_000)  # refreshed while the job runs, gone when done
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{web_server}/v1/jobs/{job_id}").json()["status"] != "succeeded":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"{web_server}/v1/jobs/{job_id}").json()["status"] == "succeeded",
+        30, "the job to succeed", every_s=0.2,
+    )
 
 
 def test_error_message_when_the_server_is_gone(tmp_path: Path, browser: Any) -> None:
