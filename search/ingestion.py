@@ -1,7 +1,8 @@
 """The narrow port through which the query side reaches the ingestion side.
 
-`search` never imports `indexer` at module level; the app receives an implementation of
-this protocol (`indexer.entry.LocalIngestion`) when it is built.
+`search` never imports `indexer` at module level; the app builds an implementation of this
+protocol (`indexer.entry.LocalIngestion`, checked against it by mypy) in its lifespan, and
+routes receive it typed (`search.api.deps.IngestionDep`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from search.store.repository import CollectionInfo
 
 
 class DocumentOutcome(Protocol):
-    id: str
-    status: str
-    chunks: int
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def chunks(self) -> int: ...
 
 
 class Stoppable(Protocol):

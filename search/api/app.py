@@ -18,6 +18,7 @@ from search.api.routes import search as search_routes
 from search.embedders import Embedder
 from search.engine import Engine
 from search.index_keeper import IndexKeeper
+from search.ingestion import Ingestion
 from search.settings import Settings
 from search.store.repository import CollectionInfo
 
@@ -48,7 +49,7 @@ def create_app(
         keeper.start()
         from indexer.entry import LocalIngestion  # the one way in to the ingestion side
 
-        ingestion = LocalIngestion(engine)
+        ingestion: Ingestion = LocalIngestion(engine)
 
         def searchable(collection: CollectionInfo) -> None:
             engine.indexes.catch_up(engine.indexes.get(collection))

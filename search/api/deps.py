@@ -1,4 +1,5 @@
-"""What route functions receive: the process's engine and job store, as annotated aliases.
+"""What route functions receive: the process's engine, job store and way in to the ingestion
+side, as annotated aliases.
 
 Dependencies that do not block are `async def`: FastAPI runs a plain `def` dependency in its
 thread pool, a thread hop per dependency per request.
@@ -12,6 +13,7 @@ from fastapi import Depends, Request
 
 from search.engine import Engine
 from search.errors import UnsupportedMedia
+from search.ingestion import Ingestion
 from search.store.jobs import JobStore
 
 
@@ -24,8 +26,14 @@ async def _jobs(request: Request) -> JobStore:
     return JobStore(request.app.state.engine.store)
 
 
+async def _ingestion(request: Request) -> Ingestion:
+    ingestion: Ingestion = request.app.state.ingestion
+    return ingestion
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
 JobsDep = Annotated[JobStore, Depends(_jobs)]
+IngestionDep = Annotated[Ingestion, Depends(_ingestion)]
 
 
 async def require_json(request: Request) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
 
-from search.api.deps import EngineDep, JobsDep, require_json
+from search.api.deps import EngineDep, IngestionDep, JobsDep, require_json
 from search.api.models import (
     DocumentOut,
     DocumentResult,
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"]
     responses={200: {"model": DocumentsDone}, **error_responses(404, 409, 413, 415, 422)},
 )
 def add_documents(
-    name: str, body: DocumentsIn, engine: EngineDep, jobs: JobsDep, request: Request
+    name: str, body: DocumentsIn, engine: EngineDep, jobs: JobsDep, ingestion: IngestionDep
 ) -> JSONResponse:
     """Queue the documents as a job (202 with its id), or with `wait: true` store them now
     and answer 200 once they are searchable. Same id again replaces; same text is a no-op."""
@@ -38,7 +38,7 @@ def add_documents(
     check_model(collection, engine.embedder)
     _check_sizes(body, engine.settings.max_document_bytes)
     if body.wait:
-        outcomes = request.app.state.ingestion.ingest_documents(collection, body.documents)
+        outcomes = ingestion.ingest_documents(collection, body.documents)
         engine.indexes.catch_up(engine.indexes.get(collection))
         done = DocumentsDone(
             results=[DocumentResult(id=o.id, status=o.status, chunks=o.chunks) for o in outcomes]
