@@ -224,6 +224,8 @@ class Store:
             Document.collection_id, Document.lang
         )
         chunks_counted = select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+        if name is not None and not storable(name):  # no collection has it; PostgreSQL
+            return []  # would refuse the NUL rather than match nothing
         if name is not None:
             wanted = select(Collection.id).where(Collection.name == name).scalar_subquery()
             collections = collections.where(Collection.name == name)
