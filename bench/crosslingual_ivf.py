@@ -39,12 +39,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 from common import (
-    DEFAULT_XQUAD,
     REPO_ROOT,
     XQUAD_LANGUAGES,
     code_version,
     format_table,
-    load_xquad,
     log,
     machine_description,
 )
@@ -86,7 +84,7 @@ def build_corpus(vectors: Vectors, n_queries: int, kinds: Sequence[str]) -> Corp
     texts = vectors.texts
     n_questions = len(texts.questions["en"])
     asked = np.sort(rng.choice(n_questions, size=n_queries, replace=False))
-    question_paragraph = question_paragraphs(vectors)
+    question_paragraph = np.asarray(texts.question_paragraph)
     parts, langs, paragraph = [], [], []
     for lang in XQUAD_LANGUAGES:
         if "paragraphs" in kinds:
@@ -113,10 +111,6 @@ def build_corpus(vectors: Vectors, n_queries: int, kinds: Sequence[str]) -> Corp
         query_langs=[lang for lang in XQUAD_LANGUAGES for _ in asked],
         query_paragraph=np.tile(question_paragraph[asked], len(XQUAD_LANGUAGES)),
     )
-
-
-def question_paragraphs(vectors: Vectors) -> np.ndarray:
-    return np.asarray(load_xquad(DEFAULT_XQUAD).question_paragraph)
 
 
 # -- the indexes -------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class Texts:
     sentences: dict[str, list[str]]
     sentence_paragraph: dict[str, list[int]]
     questions: dict[str, list[str]]
+    question_paragraph: list[int]  # the paragraph each question was written for
 
 
 def texts_of(data: XQuAD) -> Texts:
@@ -69,7 +70,7 @@ def texts_of(data: XQuAD) -> Texts:
         ]
         split[lang] = [s for s, _ in pairs]
         origin[lang] = [p for _, p in pairs]
-    return Texts(data.paragraphs, split, origin, data.questions)
+    return Texts(data.paragraphs, split, origin, data.questions, data.question_paragraph)
 
 
 def digest(texts: Sequence[str]) -> str:
