@@ -50,7 +50,7 @@ from xquad_vectors import DEFAULT_CACHE, Vectors, load_vectors
 
 sys.path.insert(0, str(REPO_ROOT))
 from search.index_manager import TRAINING_SAMPLE_SEED, CollectionIndex  # noqa: E402
-from search.store.repository import ChunkPage, CollectionInfo  # noqa: E402
+from search.store.records import ChunkPage, CollectionInfo  # noqa: E402
 from search.vector_index import (  # noqa: E402
     INDEX_TYPES,
     IndexSettings,

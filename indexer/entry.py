@@ -8,7 +8,7 @@ from indexer.pipeline import Ingestor, IngestResult
 from indexer.worker import Worker
 from search.engine import Engine
 from search.schemas import DocumentIn
-from search.store.repository import CollectionInfo
+from search.store.records import CollectionInfo
 
 
 class LocalIngestion:
@@ -20,10 +20,7 @@ class LocalIngestion:
     def ingest_documents(
         self, collection: CollectionInfo, documents: Sequence[DocumentIn]
     ) -> list[IngestResult]:
-        engine = self._engine
-        return Ingestor(engine.store, engine.embedder, collection, engine.languages).ingest(
-            documents
-        )
+        return Ingestor.for_engine(self._engine, collection).ingest(documents)
 
     def start_worker(self, on_batch: Callable[[CollectionInfo], None]) -> Worker:
         worker = Worker(self._engine, on_batch=on_batch)

@@ -20,10 +20,12 @@ from indexer.chunking import Chunk, Chunker
 from indexer.readers import ReadError
 from search.collections import check_model
 from search.embedders import Embedder
+from search.engine import Engine
 from search.errors import XlsearchError
 from search.language import LanguageDetector
 from search.schemas import DocumentIn
-from search.store.repository import ChunkRecord, CollectionInfo, DocumentRecord, Store
+from search.store.records import ChunkRecord, CollectionInfo, DocumentRecord
+from search.store.repository import Store
 
 Outcome = Literal["created", "replaced", "updated", "unchanged"]
 T = TypeVar("T")
@@ -97,6 +99,12 @@ class Ingestor:
         self._chunker = Chunker(
             embedder.count_tokens, collection.chunk_tokens, collection.chunk_overlap
         )
+
+    @classmethod
+    def for_engine(cls, engine: Engine, collection: CollectionInfo) -> Ingestor:
+        """The collection's ingestor on this process's store, model and language detector
+        (how the CLI, the job worker and the API's `wait: true` all build it)."""
+        return cls(engine.store, engine.embedder, collection, engine.languages)
 
     def ingest(self, documents: Sequence[DocumentIn]) -> list[IngestResult]:
         """Store a batch; chunks of the whole batch are embedded together for throughput.

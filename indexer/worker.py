@@ -23,7 +23,7 @@ from indexer.readers import count_items, read_sources
 from search.engine import Engine
 from search.errors import XlsearchError
 from search.store.jobs import JobInfo, JobStore
-from search.store.repository import CollectionInfo
+from search.store.records import CollectionInfo
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ class Worker:
             self._ingest(job)
 
     def _ingest(self, job: JobInfo) -> None:
-        collection = self._engine.store.get_collection(job.collection)
         engine = self._engine
-        ingestor = Ingestor(engine.store, engine.embedder, collection, engine.languages)
+        collection = engine.store.get_collection(job.collection)
+        ingestor = Ingestor.for_engine(engine, collection)
         source = Path(job.source["path"])
         limit = engine.settings.max_document_bytes
         if not job.total:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import text
 
 from search.store.database import WRITES
-from search.store.repository import LOG_LOCK_SPACE
+from search.store.chunk_log import LOG_LOCK_SPACE
 from search.store.tables import Base
 
 engine = context.config.attributes["engine"]

@@ -146,7 +146,7 @@ def ingest(
 
     with closing(_open_engine()) as engine:  # stops language processes, model pools
         target = ensure_collection(engine.store, engine.settings, engine.embedder, collection)
-        ingestor = Ingestor(engine.store, engine.embedder, target, engine.languages)
+        ingestor = Ingestor.for_engine(engine, target)
         started = time.perf_counter()
         columns = (
             TextColumn("[bold]ingest"),

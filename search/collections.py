@@ -8,7 +8,8 @@ from typing import Any
 from search.embedders import Embedder
 from search.errors import CollectionExists, InvalidInput, ModelMismatch
 from search.settings import Settings
-from search.store.repository import CollectionInfo, Store
+from search.store.records import CollectionInfo
+from search.store.repository import Store
 
 DEFAULT_COLLECTION = "default"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -6,13 +6,14 @@ import json
 import logging
 from dataclasses import dataclass
 
-from search.collections import DEFAULT_COLLECTION, ensure_collection
+from search.collections import DEFAULT_COLLECTION, check_model, ensure_collection
 from search.embedders import Embedder, load_embedder
 from search.index_manager import IndexManager
 from search.language import LanguageDetector, default_language_processes
 from search.service import SearchService
 from search.settings import Settings
 from search.store import Store, open_store
+from search.store.records import CollectionInfo
 from search.vector_index import gpu_count
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,26 @@ class Engine:
         """Whether this process's ingestion overlaps reading and writing with the model."""
         return should_overlap(self.settings.ingest_overlap, self.embedder)
 
+    def writable(self, name: str) -> CollectionInfo:
+        """The named collection, checked to hold this process's model's vectors: what adding
+        documents (a job, or `wait: true`) needs before anything is read or queued."""
+        collection = self.store.get_collection(name)
+        check_model(collection, self.embedder)
+        return collection
+
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> Engine:
-        """Migrate the database, load the embedder (unless given) and make `default` exist."""
+    def open(
+        cls,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        background_catch_up: bool = False,
+    ) -> Engine:
+        """Migrate the database, load the embedder (unless given) and make `default` exist.
+
+        `background_catch_up` is the server's role: an IndexKeeper keeps the indexes caught
+        up, so searches do not ask the database first (see IndexManager).
+        """
         store = open_store(settings.resolved_database_url)
         owns_embedder = embedder is None
         embedder = embedder or load_embedder(settings)
@@ -59,7 +77,11 @@ class Engine:
                 device,
             )
         indexes = IndexManager(
-            store, settings.index_dir, settings.ivf_min_vectors, use_gpu=settings.device != "cpu"
+            store,
+            settings.index_dir,
+            settings.ivf_min_vectors,
+            use_gpu=settings.device != "cpu",
+            catch_up_on_read=not background_catch_up,
         )
         searcher = SearchService(store, embedder, indexes, settings.search_overfetch)
         processes = settings.language_processes

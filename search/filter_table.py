@@ -26,7 +26,7 @@ import numpy as np
 
 from search.filters import MISSING, canonical, compile_filter, orderable_kind
 from search.languages import language_matches
-from search.store.repository import ChunkPage
+from search.store.records import ChunkPage
 from search.vector_index import Selection
 
 SELECTIONS_CACHED = 64  # recent (languages, filter) answers kept until the table changes

@@ -26,7 +26,8 @@ from search.snapshots import (
 )
 from search.store import identity
 from search.store.identity import SnapshotRecord
-from search.store.repository import CollectionInfo, Store
+from search.store.records import CollectionInfo
+from search.store.repository import Store
 from search.vector_index import (
     INDEX_FORMAT,
     MIN_PQ_TRAINING,
@@ -88,12 +89,15 @@ class IndexManager:
         index_dir: Path,
         ivf_min_vectors: int,
         use_gpu: bool = False,
-        catch_up_on_get: bool = True,
+        *,
+        catch_up_on_read: bool = True,
     ) -> None:
+        """`catch_up_on_read=False` is the server's role: its IndexKeeper catches every index
+        up in the background, so `get` and `named` answer from memory without asking the
+        database; writes still make themselves searchable through `refresh`."""
         self._store = store
         self._use_gpu = use_gpu
-        # A server catches up in the background instead (see search.index_keeper).
-        self.catch_up_on_get = catch_up_on_get
+        self._catch_up_on_read = catch_up_on_read
         self._index_dir = index_dir
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[int, CollectionIndex] = {}
@@ -106,7 +110,8 @@ class IndexManager:
         return self._index_dir / f"{collection.id}-{collection.name}"
 
     def get(self, collection: CollectionInfo) -> CollectionIndex:
-        """The collection's index, caught up with the database."""
+        """The collection's index: loaded (and caught up) the first time, and caught up again
+        on every call unless the manager was built with `catch_up_on_read=False`."""
         with self._lock:
             current = self._indexes.get(collection.id)
             if current is None:
@@ -114,7 +119,7 @@ class IndexManager:
                 self._indexes[collection.id] = current
                 self.catch_up(current)
                 return current
-        if self.catch_up_on_get:
+        if self._catch_up_on_read:
             self.catch_up(current)
         return current
 
@@ -130,9 +135,16 @@ class IndexManager:
             current = next((c for c in self._indexes.values() if c.collection.name == name), None)
         if current is None:
             return self.get(self._store.get_collection(name))
-        if self.catch_up_on_get:
+        if self._catch_up_on_read:
             self.catch_up(current)
         return current
+
+    def refresh(self, collection: CollectionInfo) -> None:
+        """Catch the collection's index up now, whatever the role: what a write that answers
+        "searchable" (`wait: true`, a delete, a job's batch) calls before answering."""
+        current = self.get(collection)
+        if not self._catch_up_on_read:
+            self.catch_up(current)
 
     def loaded(self) -> list[CollectionIndex]:
         """The indexes this process holds now."""

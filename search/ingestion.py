@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from search.schemas import DocumentIn
-from search.store.repository import CollectionInfo
+from search.store.records import CollectionInfo
 
 
 class DocumentOutcome(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -20,7 +21,6 @@ from search.engine import Engine
 from search.index_keeper import IndexKeeper
 from search.ingestion import Ingestion
 from search.settings import Settings
-from search.store.repository import CollectionInfo
 
 DESCRIPTION = (
     "Cross-lingual semantic search: add documents in any language, search them with a "
@@ -39,9 +39,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await run_in_threadpool(Engine.open, settings, embedder)
+        engine = await run_in_threadpool(
+            partial(Engine.open, settings, embedder, background_catch_up=True)
+        )
         await run_in_threadpool(engine.searcher.warm_up)
-        engine.indexes.catch_up_on_get = False  # the keeper catches up in the background
         metrics.attach(engine)
         keeper = IndexKeeper(
             engine.store, engine.indexes, settings.catch_up_interval_s, settings.snapshot_interval_s
@@ -50,11 +51,7 @@ def create_app(
         from indexer.entry import LocalIngestion  # the one way in to the ingestion side
 
         ingestion: Ingestion = LocalIngestion(engine)
-
-        def searchable(collection: CollectionInfo) -> None:
-            engine.indexes.catch_up(engine.indexes.get(collection))
-
-        running_worker = ingestion.start_worker(searchable) if worker else None
+        running_worker = ingestion.start_worker(engine.indexes.refresh) if worker else None
         app.state.engine, app.state.keeper, app.state.ingestion = engine, keeper, ingestion
         try:
             yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from search.schemas import DocumentIn, Strict, Text
 from search.store.jobs import JobStatus
-from search.store.repository import CollectionStats
+from search.store.records import CollectionStats
 
 
 class ErrorDetail(BaseModel):
@@ -70,19 +71,16 @@ class CollectionOut(BaseModel):
 
     @classmethod
     def build(cls, stats: CollectionStats, index: dict[str, Any]) -> CollectionOut:
-        info = stats.info
-        return cls(
-            name=info.name,
-            model=info.model,
-            dimension=info.dimension,
-            chunk_tokens=info.chunk_tokens,
-            chunk_overlap=info.chunk_overlap,
-            document_instruction=info.document_instruction,
-            query_instruction=info.query_instruction,
-            index={"settings": info.index_settings, **index},
-            documents=stats.documents,
-            chunks=stats.chunks,
-            languages=stats.languages,
+        """The collection's settings by name (its row id is not shown), its counts, and its
+        index: the settings it was created with and what this process holds."""
+        return cls.model_validate(
+            {
+                **asdict(stats.info),
+                "index": {"settings": stats.info.index_settings, **index},
+                "documents": stats.documents,
+                "chunks": stats.chunks,
+                "languages": stats.languages,
+            }
         )
 
 

@@ -18,7 +18,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
 from search.errors import JobNotFound
-from search.store.repository import Store, storable
+from search.store.records import detached, storable
+from search.store.repository import Store
 from search.store.tables import Collection, Job, utcnow
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -60,21 +61,15 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 
 def _info(job: Job, collection: str) -> JobInfo:
-    return JobInfo(
-        id=job.id,
+    return detached(
+        JobInfo,
+        job,
         collection=collection,
-        status=job.status,  # type: ignore[arg-type]
-        total=job.total,
-        processed=job.processed,
-        failed=job.failed,
-        cursor=job.cursor,
         errors=list(job.errors or []),
         source=dict(job.source or {}),
-        cancel_requested=job.cancel_requested,
         created_at=cast(datetime, as_utc(job.created_at)),
         started_at=as_utc(job.started_at),
         finished_at=as_utc(job.finished_at),
-        worker=job.worker,
     )
 
 

@@ -20,7 +20,7 @@ from search.engine import Engine
 from search.errors import CollectionNotFound
 from search.index_manager import IndexManager
 from search.store import open_store
-from search.store.repository import ChunkRecord, CollectionInfo, DocumentRecord
+from search.store.records import ChunkRecord, CollectionInfo, DocumentRecord
 from search.store.tables import Chunk, ChunkTombstone, Document
 from tests.conftest import BACKENDS, Databases, both_databases
 

@@ -12,7 +12,7 @@ import pytest
 
 from search.filter_table import FilterTable
 from search.filters import FilterError, compile_filter
-from search.store.repository import ChunkPage
+from search.store.records import ChunkPage
 
 LANGS = ["en", "de", "zh", "zh-tw", "th"]
 VALUES: list[Any] = [0, 1, 1.0, 2.5, -3, 10**20, True, False, None, "", "a", "b", "2024-01-31",

@@ -11,7 +11,7 @@ from indexer.pipeline import Ingestor
 from search.engine import Engine
 from search.errors import CollectionNotFound, ModelMismatch
 from search.schemas import DocumentIn, SearchRequest
-from search.store.repository import CollectionInfo
+from search.store.records import CollectionInfo
 
 
 def search(engine: Engine, query: str, **kwargs: object):  # type: ignore[no-untyped-def]

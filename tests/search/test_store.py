@@ -18,8 +18,8 @@ from search.embedders import Embedder
 from search.engine import Engine
 from search.schemas import DocumentIn
 from search.store import connect, upgrade
+from search.store.chunk_log import LOG_LOCK_SPACE
 from search.store.database import downgrade
-from search.store.repository import LOG_LOCK_SPACE
 from tests.conftest import BACKENDS, Databases, both_databases
 
 TABLES = {"collections", "documents", "chunks", "chunk_tombstones", "jobs"}

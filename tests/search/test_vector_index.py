@@ -12,7 +12,8 @@ import pytest
 
 from search.engine import Engine
 from search.index_manager import IndexManager
-from search.store.repository import ChunkRecord, DocumentRecord, Store
+from search.store.records import ChunkRecord, DocumentRecord
+from search.store.repository import Store
 from search.vector_index import (
     IndexPlan,
     IndexSettings,
@@ -136,7 +137,7 @@ def put(store: Store, collection_id: int, doc_id: str, vectors: np.ndarray) -> N
 
 
 def small_collection(engine: Engine) -> tuple[Store, int]:
-    from search.store.repository import CollectionInfo
+    from search.store.records import CollectionInfo
 
     info = engine.store.create_collection(CollectionInfo(0, "vectors", "test-model", DIM, 64, 0))
     return engine.store, info.id

@@ -9,7 +9,7 @@ from search.api.models import CollectionIn, CollectionList, CollectionOut, error
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
 from search.errors import CollectionNotFound, InvalidInput
-from search.store.repository import CollectionStats
+from search.store.records import CollectionStats
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 

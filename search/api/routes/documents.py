@@ -16,7 +16,6 @@ from search.api.models import (
 )
 from search.api.security import require_read, require_write
 from search.api.uploads import save_documents, submit_upload
-from search.collections import check_model
 from search.errors import DocumentNotFound, RequestTooLarge
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
@@ -34,12 +33,11 @@ def add_documents(
 ) -> JSONResponse:
     """Queue the documents as a job (202 with its id), or with `wait: true` store them now
     and answer 200 once they are searchable. Same id again replaces; same text is a no-op."""
-    collection = engine.store.get_collection(name)
-    check_model(collection, engine.embedder)
+    collection = engine.writable(name)
     _check_sizes(body, engine.settings.max_document_bytes)
     if body.wait:
         outcomes = ingestion.ingest_documents(collection, body.documents)
-        engine.indexes.catch_up(engine.indexes.get(collection))
+        engine.indexes.refresh(collection)
         done = DocumentsDone(
             results=[DocumentResult(id=o.id, status=o.status, chunks=o.chunks) for o in outcomes]
         )
@@ -99,5 +97,5 @@ def delete_document(name: str, doc_id: str, engine: EngineDep) -> Response:
     collection = engine.store.get_collection(name)
     if not engine.store.delete_document(collection.id, doc_id):
         raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
-    engine.indexes.catch_up(engine.indexes.get(collection))
+    engine.indexes.refresh(collection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,6 @@ from search.api.deps import EngineDep, JobsDep
 from search.api.models import JobAccepted, JobList, JobOut, JobPathIn, error_responses
 from search.api.security import require_read, require_write
 from search.api.uploads import resolve_server_path, save_uploads, submit_upload
-from search.collections import check_model
 from search.errors import InvalidInput, UnsupportedMedia
 from search.schemas import describe_validation_error
 from search.store.jobs import JobStatus
@@ -48,8 +47,7 @@ async def create_job(name: str, request: Request, engine: EngineDep, jobs: JobsD
     """Upload files as multipart field `file` (repeatable), or send `{"path": ...}` for a
     file or folder under the server's allowed roots. Uploads are streamed to disk; a file's
     document id is its name, a ZIP entry's its path in the archive."""
-    collection = engine.store.get_collection(name)
-    check_model(collection, engine.embedder)
+    collection = engine.writable(name)
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         folder = await save_uploads(engine.settings, content_type, request.stream())

@@ -1,0 +1,177 @@
+"""The chunk log the indexes follow: chunks in id order, tombstones of removed ones, and the
+lock that makes ids visible in the order they were drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Text, cast, delete, func, select
+from sqlalchemy.orm import Session
+
+from search.errors import CollectionDeleted
+from search.store.records import ChunkHit, ChunkPage
+from search.store.sessions import Sessions
+from search.store.tables import Chunk, ChunkTombstone, Collection, Document
+
+SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
+LOG_LOCK_SPACE = 0x786C  # "xl": first key of the per-collection advisory lock on PostgreSQL
+
+
+def lock_log(session: Session, collection_id: int) -> None:
+    """Serialise a collection's chunk and tombstone writes until this transaction ends,
+    and make sure the collection still exists (and stays until then).
+
+    Indexes catch up by "ids above my watermark", which holds only if ids become visible
+    in id order. SQLite has one writer at a time (`Store.writing`); on PostgreSQL two
+    workers could commit out of order (ids 13-15 before 10-12) and a replica reading in
+    between would skip 10-12 for good. A transaction-scoped advisory lock per collection,
+    taken before any id is drawn, makes commit order follow id order. Transactions are
+    short (embedding happens before), so workers still embed in parallel. The shared row
+    lock on the collection makes a concurrent delete of it wait for this write.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_SPACE, collection_id)))
+    found = session.scalar(
+        select(Collection.id).where(Collection.id == collection_id).with_for_update(read=True)
+    )
+    if found is None:
+        raise CollectionDeleted()
+
+
+def bury_chunks(session: Session, collection_id: int, document_id: int) -> None:
+    """Delete a document's chunks, leaving a tombstone for each so indexes drop them."""
+    ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id)).all()
+    session.add_all(ChunkTombstone(collection_id=collection_id, chunk_id=i) for i in ids)
+    session.execute(delete(Chunk).where(Chunk.document_id == document_id))
+
+
+def renew_chunks(session: Session, collection_id: int, document_id: int) -> None:
+    """Replace a document's chunks by copies under new ids."""
+    copied = ("ordinal", "char_start", "char_end", "token_count", "lang", "text", "vector")
+    copies = [
+        Chunk(document_id=document_id, collection_id=collection_id,
+              **{name: getattr(chunk, name) for name in copied})
+        for chunk in session.scalars(
+            select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal)
+        )
+    ]
+    bury_chunks(session, collection_id, document_id)
+    session.add_all(copies)
+
+
+class ChunkLog(Sessions):
+    """Reads of the chunk log: what the indexes catch up from and what searches show."""
+
+    def chunks_after(
+        self,
+        collection_id: int,
+        after_chunk_id: int,
+        dimension: int,
+        *,
+        with_vectors: bool = True,
+        up_to: int | None = None,
+        page_size: int = 4096,
+    ) -> Iterator[ChunkPage]:
+        """Pages of chunks with ids above `after_chunk_id` (and at most `up_to`), in id order."""
+        columns = [Chunk.id, Chunk.lang, Chunk.document_id, Document.lang,
+                   cast(Document.meta, Text)]
+        if with_vectors:
+            columns.append(Chunk.vector)
+        cursor = after_chunk_id
+        while True:
+            query = (
+                select(*columns)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.collection_id == collection_id, Chunk.id > cursor)
+                .order_by(Chunk.id)
+                .limit(page_size)
+            )
+            if up_to is not None:
+                query = query.where(Chunk.id <= up_to)
+            with self.session() as session:
+                rows: list[Any] = list(session.execute(query).all())
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = None
+            if with_vectors:
+                blob = b"".join(r[5] for r in rows)
+                vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+            yield ChunkPage(
+                ids=ids,
+                vectors=vectors,
+                langs=[r[1] for r in rows],
+                documents=[r[2] for r in rows],
+                document_langs=[r[3] for r in rows],
+                metadata_json=[r[4] for r in rows],
+            )
+            cursor = int(ids[-1])
+
+    def tombstones_after(self, collection_id: int, after_seq: int) -> tuple[np.ndarray, int]:
+        """Chunk ids removed since `after_seq`, and the newest sequence number seen."""
+        with self.session() as session:
+            rows = session.execute(
+                select(ChunkTombstone.seq, ChunkTombstone.chunk_id)
+                .where(
+                    ChunkTombstone.collection_id == collection_id, ChunkTombstone.seq > after_seq
+                )
+                .order_by(ChunkTombstone.seq)
+            ).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), after_seq
+        return np.array([r[1] for r in rows], dtype=np.int64), int(rows[-1][0])
+
+    def newest_tombstone(self, collection_id: int) -> int:
+        with self.session() as session:
+            query = select(func.max(ChunkTombstone.seq)).where(
+                ChunkTombstone.collection_id == collection_id
+            )
+            return int(session.scalar(query) or 0)
+
+    def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
+        """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.
+
+        Selects plain columns rather than ORM objects: this runs on every search.
+        """
+        columns = (
+            Chunk.id,
+            Document.external_id,
+            Document.title,
+            Document.url,
+            Document.lang,
+            Document.meta,
+            Chunk.lang,
+            Chunk.text,
+            Chunk.char_start,
+            Chunk.char_end,
+        )
+        hits: dict[int, ChunkHit] = {}
+        with self.engine.connect() as connection:
+            for page in range(0, len(chunk_ids), SQL_IN_PAGE):
+                rows = connection.execute(
+                    select(*columns)
+                    .join(Document, Chunk.document_id == Document.id)
+                    .where(Chunk.id.in_(list(chunk_ids[page : page + SQL_IN_PAGE])))
+                )
+                hits.update(
+                    (
+                        chunk_id,
+                        ChunkHit(
+                            chunk_id=chunk_id,
+                            document_id=external_id,
+                            title=title,
+                            url=url,
+                            lang=lang,
+                            metadata=dict(meta or {}),
+                            chunk_lang=chunk_lang,
+                            text=text,
+                            start=start,
+                            end=end,
+                        ),
+                    )
+                    for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end
+                    in rows
+                )
+        return hits

@@ -1,0 +1,97 @@
+"""Collections: create, find, list with their counts, delete."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from search.errors import CollectionExists, CollectionNotFound
+from search.store.records import CollectionInfo, CollectionStats, detached, storable
+from search.store.sessions import Sessions
+from search.store.tables import Chunk, Collection, Document
+
+
+def collection_info(row: Collection) -> CollectionInfo:
+    return detached(CollectionInfo, row, index_settings=dict(row.index_settings or {}))
+
+
+class CollectionRepository(Sessions):
+    """The collections table, and what each collection holds, counted."""
+
+    def create_collection(self, spec: CollectionInfo) -> CollectionInfo:
+        """Insert a collection (`spec.id` is ignored); refuses an existing name."""
+        exists = CollectionExists(f"collection {spec.name!r} already exists")
+        try:
+            with self.writing() as session:
+                if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
+                    raise exists
+                return self._add_collection(session, spec)
+        except IntegrityError:  # created by another process between the check and the insert
+            raise exists from None
+
+    @staticmethod
+    def _add_collection(session: Session, spec: CollectionInfo) -> CollectionInfo:
+        row = Collection(**{f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "id"})
+        session.add(row)
+        session.flush()
+        return collection_info(row)
+
+    def find_collection(self, name: str) -> CollectionInfo | None:
+        if not storable(name):
+            return None
+        with self.session() as session:
+            row = session.scalar(select(Collection).where(Collection.name == name))
+            return collection_info(row) if row else None
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        found = self.find_collection(name)
+        if found is None:
+            raise CollectionNotFound(name)
+        return found
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection's settings (no counts: cheap enough to poll)."""
+        with self.session() as session:
+            rows = session.scalars(select(Collection).order_by(Collection.id))
+            return [collection_info(row) for row in rows]
+
+    def list_collections(self, name: str | None = None) -> list[CollectionStats]:
+        """Every collection (or only the one called `name`) with its document, language and
+        chunk counts, by name."""
+        collections = select(Collection).order_by(Collection.name)
+        documents = select(Document.collection_id, Document.lang, func.count()).group_by(
+            Document.collection_id, Document.lang
+        )
+        chunks_counted = select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+        if name is not None and not storable(name):  # no collection has it; PostgreSQL
+            return []  # would refuse the NUL rather than match nothing
+        if name is not None:
+            wanted = select(Collection.id).where(Collection.name == name).scalar_subquery()
+            collections = collections.where(Collection.name == name)
+            documents = documents.where(Document.collection_id == wanted)
+            chunks_counted = chunks_counted.where(Chunk.collection_id == wanted)
+        with self.session() as session:
+            languages: dict[int, dict[str, int]] = {}
+            for collection_id, lang, n in session.execute(documents):
+                languages.setdefault(collection_id, {})[lang] = int(n)
+            chunks = dict(session.execute(chunks_counted).all())
+            return [
+                CollectionStats(
+                    info=collection_info(row),
+                    documents=sum(languages.get(row.id, {}).values()),
+                    chunks=int(chunks.get(row.id, 0)),
+                    languages=dict(sorted(languages.get(row.id, {}).items())),
+                )
+                for row in session.scalars(collections)
+            ]
+
+    def delete_collection(self, name: str) -> None:
+        """Remove a collection with all its documents, chunks and jobs."""
+        with self.writing() as session:
+            row = session.scalar(select(Collection).where(Collection.name == name))
+            if row is None:
+                raise CollectionNotFound(name)
+            session.delete(row)

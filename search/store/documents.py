@@ -1,0 +1,144 @@
+"""Documents: look up, write with their chunks and vectors, update fields, delete.
+
+Every write takes the collection's log lock first (`search.store.chunk_log.lock_log`), so the
+indexes that follow the chunk log never miss a write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from search.store.chunk_log import bury_chunks, lock_log, renew_chunks
+from search.store.records import ChunkRecord, DocumentRecord, detached, storable
+from search.store.sessions import Sessions
+from search.store.tables import Chunk, Document
+
+
+def document_record(row: Document) -> DocumentRecord:
+    return detached(DocumentRecord, row, metadata=dict(row.meta or {}))
+
+
+class DocumentRepository(Sessions):
+    """The documents table and the chunks written with each document."""
+
+    def find_document(self, collection_id: int, external_id: str) -> DocumentRecord | None:
+        if not storable(external_id):
+            return None
+        with self.session() as session:
+            row = session.scalar(self._document_query(collection_id, external_id))
+            return document_record(row) if row else None
+
+    def find_documents(
+        self, collection_id: int, external_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        """The stored documents among `external_ids`, by id, in one query."""
+        if not external_ids:
+            return {}
+        query = select(Document).where(
+            Document.collection_id == collection_id, Document.external_id.in_(external_ids)
+        )
+        with self.session() as session:
+            return {row.external_id: document_record(row) for row in session.scalars(query)}
+
+    def write_document(
+        self, collection_id: int, record: DocumentRecord, chunks: Sequence[ChunkRecord]
+    ) -> bool:
+        """Store a document with its chunks and vectors in one transaction.
+
+        An existing document with the same external id is replaced (its old chunks become
+        tombstones for the indexes). Returns True when a document was replaced.
+        """
+        with self.writing() as session:
+            lock_log(session, collection_id)
+            row = session.scalar(self._document_query(collection_id, record.external_id))
+            replaced = row is not None
+            if row is None:
+                row = Document(collection_id=collection_id, external_id=record.external_id)
+                session.add(row)
+            else:
+                bury_chunks(session, collection_id, row.id)
+            self._apply_fields(row, record)
+            row.content_hash = record.content_hash
+            row.text = record.text
+            session.flush()
+            session.add_all(
+                Chunk(
+                    document_id=row.id,
+                    collection_id=collection_id,
+                    ordinal=chunk.ordinal,
+                    char_start=chunk.start,
+                    char_end=chunk.end,
+                    token_count=chunk.token_count,
+                    lang=chunk.lang,
+                    text=chunk.text,
+                    vector=np.asarray(chunk.vector, dtype="<f4").tobytes(),
+                )
+                for chunk in chunks
+            )
+            return replaced
+
+    def update_document_fields(self, collection_id: int, record: DocumentRecord) -> bool:
+        """Change title, url, language and metadata of a document whose stored text is still
+        `record`'s; False when it is not (replaced or deleted since it was compared), so the
+        caller writes the whole document instead of mixing its fields into another's text.
+
+        When the language or metadata change, its chunks are written anew (same texts and
+        vectors, new ids; the old ones become tombstones) so that every index's filter table,
+        which follows the chunk log, sees them."""
+        with self.writing() as session:
+            lock_log(session, collection_id)
+            row = session.scalar(
+                self._document_query(collection_id, record.external_id).where(
+                    Document.content_hash == record.content_hash
+                )
+            )
+            if row is None:
+                return False
+            filtered_by_changes = row.lang != record.lang or json.dumps(
+                row.meta, sort_keys=True
+            ) != json.dumps(record.metadata, sort_keys=True)  # as stored: 1 and true differ
+            self._apply_fields(row, record)
+            if filtered_by_changes:
+                renew_chunks(session, collection_id, row.id)
+            return True
+
+    def delete_document(self, collection_id: int, external_id: str) -> bool:
+        """Remove a document and its chunks; returns False if there was none."""
+        if not storable(external_id):
+            return False
+        with self.writing() as session:
+            lock_log(session, collection_id)
+            row = session.scalar(self._document_query(collection_id, external_id))
+            if row is None:
+                return False
+            bury_chunks(session, collection_id, row.id)
+            session.delete(row)
+            return True
+
+    def has_documents(self) -> bool:
+        """Whether any collection holds a document (one indexed row read, not a count)."""
+        with self.session() as session:
+            return session.scalar(select(Document.id).limit(1)) is not None
+
+    def count_documents(self, collection_id: int) -> int:
+        with self.session() as session:
+            query = select(func.count()).where(Document.collection_id == collection_id)
+            return int(session.scalar(query) or 0)
+
+    @staticmethod
+    def _document_query(collection_id: int, external_id: str) -> Any:
+        return select(Document).where(
+            Document.collection_id == collection_id, Document.external_id == external_id
+        )
+
+    @staticmethod
+    def _apply_fields(row: Document, record: DocumentRecord) -> None:
+        row.title = record.title
+        row.url = record.url
+        row.lang = record.lang
+        row.meta = record.metadata

@@ -1,0 +1,113 @@
+"""What the store hands out: plain frozen records, detached from any database session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+import numpy as np
+
+from search.schemas import clean_text
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's settings, detached from any database session."""
+
+    id: int
+    name: str
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    document_instruction: str | None = None
+    query_instruction: str | None = None
+    index_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """A collection with what it holds: documents (in all and per language) and chunks."""
+
+    info: CollectionInfo
+    documents: int
+    chunks: int
+    languages: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    external_id: str
+    text: str
+    title: str | None
+    url: str | None
+    lang: str
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    ordinal: int
+    start: int
+    end: int
+    token_count: int
+    lang: str
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkPage:
+    """Consecutive chunks in id order, as the indexes read them: vectors (None when not
+    asked for), each chunk's language, and what filters need of its document (row id,
+    language, metadata as JSON text, parsed only if a filter asks for a field)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray | None
+    langs: list[str]
+    documents: list[int]
+    document_langs: list[str]
+    metadata_json: list[str | None]
+
+    @property
+    def vectors_read(self) -> np.ndarray:
+        """The vectors, for a page read with them."""
+        if self.vectors is None:
+            raise ValueError("this page was read without vectors")
+        return self.vectors
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A chunk joined with its document, as search needs it."""
+
+    chunk_id: int
+    document_id: str
+    title: str | None
+    url: str | None
+    lang: str
+    metadata: dict[str, Any]
+    chunk_lang: str
+    text: str
+    start: int
+    end: int
+
+
+def storable(key: str) -> bool:
+    """Whether `key` could be stored at all: keys from URLs may hold NULs or lone surrogates,
+    which PostgreSQL refuses with an error, so lookups treat them as absent."""
+    try:
+        clean_text(key)
+    except ValueError:
+        return False
+    return True
+
+
+def detached(record: type[R], row: object, **given: Any) -> R:
+    """A `record` whose fields are read from `row`'s attributes of the same names, except
+    those `given` (renamed columns, or values to copy out of the session)."""
+    names = [f.name for f in fields(record)]  # type: ignore[arg-type]
+    return record(**{name: getattr(row, name) for name in names if name not in given}, **given)
