@@ -3,9 +3,9 @@
 faults are injected in rounds; after each round, everything acknowledged must be there, once,
 with its latest acknowledged text, and the server's index must equal the database.
 
-    python bench/chaos.py --seconds 600                  # SQLite, about ten minutes
-    python bench/chaos.py --seconds 300 --postgres       # a throwaway PostgreSQL server
-    python bench/chaos.py --database-url postgresql+psycopg://…   # an empty database of yours
+    python -m bench.chaos --seconds 600                  # SQLite, about ten minutes
+    python -m bench.chaos --seconds 300 --postgres       # a throwaway PostgreSQL server
+    python -m bench.chaos --database-url postgresql+psycopg://…   # an empty database of yours
 
 Processes: `serve --no-worker` (the API, which also stores `wait: true` documents itself) and
 one standalone `worker` (jobs), on one data folder, snapshots every 2 s, jobs taken over
@@ -66,7 +66,10 @@ from subprocess import Popen, TimeoutExpired, run
 from typing import Any
 
 import httpx
-from common import (
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bench.common import (
     DEFAULT_XQUAD,
     REPO_ROOT,
     XQUAD_LANGUAGES,
@@ -76,14 +79,9 @@ from common import (
     log,
     machine_description,
 )
-
-sys.path.insert(0, str(REPO_ROOT))
-from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from search.store.database import connect  # noqa: E402
-from search.store.tables import Chunk, Collection, Document, IndexSnapshot  # noqa: E402
-from tests.processes import free_port, xlsearch_process  # noqa: E402
+from search.store.database import connect
+from search.store.tables import Chunk, Collection, Document, IndexSnapshot
+from tests.processes import free_port, xlsearch_process
 
 DOCUMENTS = "/v1/collections/default/documents"
 JOBS = "/v1/collections/default/jobs"

@@ -25,8 +25,8 @@ rows are new text (one language's corpus is about 190 KB).
 
 Run (from the repository root, with the venv active)::
 
-    python bench/chunking.py                                 # 100 KB, 1 MB, 5 MB; en zh th
-    python bench/chunking.py --sizes 100000 --languages en   # quick check
+    python -m bench.chunking                                 # 100 KB, 1 MB, 5 MB; en zh th
+    python -m bench.chunking --sizes 100000 --languages en   # quick check
 
 `before` runs only up to `--before-up-to` bytes (default 1 MB): its cost grows with the
 square of the length on one paragraph. Progress goes to stderr, the table to stdout.
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,11 +46,7 @@ from pathlib import Path
 
 from semantic_text_splitter import TextSplitter
 
-from indexer.chunking import Chunker
-from search.embedders.bundled import BundledEmbedder
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from bench.common import (
     DEFAULT_XQUAD,
     code_version,
     format_table,
@@ -59,6 +54,8 @@ from common import (  # noqa: E402
     log,
     machine_description,
 )
+from indexer.chunking import Chunker
+from search.embedders.bundled import BundledEmbedder
 
 CHUNK_TOKENS = 512
 OVERLAP = 64

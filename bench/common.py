@@ -1,8 +1,8 @@
 """Helpers shared by the benchmark scripts: XQuAD loading (with an alignment check), timing,
 progress on stderr and plain-text (Markdown) tables.
 
-Not a benchmark itself; `quality.py` and `ingest.py` import it (run them as
-`python bench/<name>.py`, which puts this folder on `sys.path`).
+Not a benchmark itself; the scripts import it as `bench.common` (run them from the repository
+root as `python -m bench.<name>`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ question; "short" = share of queries answered with fewer than 10 results althoug
 10 chunks match; latency = median ms of one query at a time (`CollectionIndex.search`,
 filter evaluation included), median over `--repeats` runs.
 
-    python bench/crosslingual_ivf.py [--queries 100] [--repeats 3]
+    python -m bench.crosslingual_ivf [--queries 100] [--repeats 3]
         [--corpus paragraphs,sentences,questions] [--types ivf,ivf_sq8,ivf_pq]
 """
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,20 +37,18 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from common import (
-    REPO_ROOT,
+
+from bench.common import (
     XQUAD_LANGUAGES,
     code_version,
     format_table,
     log,
     machine_description,
 )
-from xquad_vectors import DEFAULT_CACHE, Vectors, load_vectors
-
-sys.path.insert(0, str(REPO_ROOT))
-from search.index_manager import TRAINING_SAMPLE_SEED, CollectionIndex  # noqa: E402
-from search.store.records import ChunkPage, CollectionInfo  # noqa: E402
-from search.vector_index import (  # noqa: E402
+from bench.xquad_vectors import DEFAULT_CACHE, Vectors, load_vectors
+from search.index_manager import TRAINING_SAMPLE_SEED, CollectionIndex
+from search.store.records import ChunkPage, CollectionInfo
+from search.vector_index import (
     INDEX_TYPES,
     IndexSettings,
     VectorIndex,

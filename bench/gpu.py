@@ -27,9 +27,9 @@ the CPU, so recall is equal by construction and the speed-up is per nprobe.
 Without a GPU the same code runs on the CPU; `--shape tiny` with short lengths is the smoke
 run the tests use:
 
-    python bench/gpu.py                                   # on a GPU: Qwen3-Embedding-4B's shape
-    python bench/gpu.py --model /models/Qwen3-Embedding-4B
-    python bench/gpu.py --shape tiny --lengths 32,128 --tokens 2048 --faiss-vectors 20000 \\
+    python -m bench.gpu                                   # on a GPU: Qwen3-Embedding-4B's shape
+    python -m bench.gpu --model /models/Qwen3-Embedding-4B
+    python -m bench.gpu --shape tiny --lengths 32,128 --tokens 2048 --faiss-vectors 20000 \\
         --faiss-dim 64
 
 Progress goes to stderr, the tables to stdout.
@@ -49,23 +49,22 @@ from typing import TypeVar
 
 import faiss
 import numpy as np
-from common import REPO_ROOT, code_version, format_table, log, machine_description
-from ivf import gaussian_mixture, median_latency, recall
 
-sys.path.insert(0, str(REPO_ROOT))
-from indexer.pipeline import Ingestor, ingest_stream  # noqa: E402
-from search.collections import collection_spec  # noqa: E402
-from search.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
-from search.engine import Engine  # noqa: E402
-from search.schemas import DocumentIn, SearchRequest  # noqa: E402
-from search.settings import Settings  # noqa: E402
-from search.vector_index import (  # noqa: E402
+from bench.common import REPO_ROOT, code_version, format_table, log, machine_description
+from bench.ivf import gaussian_mixture, median_latency, recall
+from indexer.pipeline import Ingestor, ingest_stream
+from search.collections import collection_spec
+from search.embedders.sentence_transformers import SentenceTransformerEmbedder
+from search.engine import Engine
+from search.schemas import DocumentIn, SearchRequest
+from search.settings import Settings
+from search.vector_index import (
     POINTS_PER_CENTROID,
     VectorIndex,
     gpu_count,
     plan_index,
 )
-from tests.random_models import SHAPES, build_random_qwen3  # noqa: E402
+from tests.random_models import SHAPES, build_random_qwen3
 
 K = 10
 SEED = 20261129

@@ -37,5 +37,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 # The GPU tests first (a minute); their result is kept, the bench runs either way.
 python3 -m pytest -q -p no:cacheprovider -m gpu tests/search/test_gpu_embedder.py \
   tests/search/test_vector_index.py 2>&1 | tee "$out/gpu-tests.txt" || true
-python3 bench/gpu.py --repeats 2 --json "$out/gpu.json" "$@" 2> "$out/gpu-progress.log" \
+python3 -m bench.gpu --repeats 2 --json "$out/gpu.json" "$@" 2> "$out/gpu-progress.log" \
   | tee "$out/gpu.md"

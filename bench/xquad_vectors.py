@@ -7,7 +7,7 @@ index built from them is the index the engine would build. Each (kind, language)
 soon as it is done, named by a digest of its texts, so an interrupted run loses little and a
 change of texts never reuses stale vectors.
 
-    python bench/xquad_vectors.py [--cache DIR]     # fill the cache ahead of a benchmark
+    python -m bench.xquad_vectors [--cache DIR]     # fill the cache ahead of a benchmark
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_XQUAD, REPO_ROOT, Progress, XQuAD, load_xquad, log
 
-sys.path.insert(0, str(REPO_ROOT))
+from bench.common import DEFAULT_XQUAD, REPO_ROOT, Progress, XQuAD, load_xquad, log
 
 DEFAULT_CACHE = REPO_ROOT / "bench-cache" / "xquad-vectors"
 BATCH = 32

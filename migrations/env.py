@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from search.store.database import WRITES
 from search.store.chunk_log import LOG_LOCK_SPACE
+from search.store.database import WRITES
 from search.store.tables import Base
 
 engine = context.config.attributes["engine"]

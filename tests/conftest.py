@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from search.embedders import Embedder
-from search.embedders.bundled import BundledEmbedder
+from search.embedders.bundled import DOCUMENT_SLICE, BundledEmbedder
 from search.embedders.sentence_transformers import SentenceTransformerEmbedder
 from search.engine import Engine
 from search.schemas import DocumentIn
@@ -28,6 +29,25 @@ SAMPLE = REPO / "data" / "sample.jsonl"
 def bundled_embedder() -> Embedder:
     """The real offline model, loaded once for the whole session."""
     return BundledEmbedder()
+
+
+@pytest.fixture
+def bulk_slice_started(
+    bundled_embedder: BundledEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> threading.Event:
+    """Set when the bundled model starts a slice of a bulk request (documents, or queries
+    sent in bulk): the moment a test can check that a search overtakes the rest."""
+    started = threading.Event()
+    engine = bundled_embedder._engine
+    real_encode = engine.encode
+
+    def encode(texts: list[str], is_query: bool) -> object:
+        if len(texts) == DOCUMENT_SLICE:
+            started.set()
+        return real_encode(texts, is_query)
+
+    monkeypatch.setattr(engine, "encode", encode)
+    return started
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ def test_gpu_bench_smoke_run_on_the_cpu(tmp_path: Path) -> None:
     results = tmp_path / "gpu.json"
     done = subprocess.run(
         [
-            sys.executable, "bench/gpu.py", "--shape", "tiny", "--lengths", "32,128",
+            sys.executable, "-m", "bench.gpu", "--shape", "tiny", "--lengths", "32,128",
             "--tokens", "1024", "--repeats", "2", "--queries", "20",
             "--faiss-vectors", "20000", "--faiss-dim", "64", "--faiss-queries", "100",
             "--work-dir", str(tmp_path), "--json", str(results),

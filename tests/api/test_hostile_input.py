@@ -193,7 +193,9 @@ def test_embeddings_are_bounded_and_can_need_a_key(make_client: MakeClient) -> N
     )
 
 
-def test_bulk_query_embeddings_wait_behind_searches(client: TestClient) -> None:
+def test_bulk_query_embeddings_wait_behind_searches(
+    client: TestClient, bulk_slice_started: threading.Event
+) -> None:
     add_now(client, {"id": "tea", "text": "Tea is a drink."})
     passage = "A long passage about the history of tea in many countries. " * 40
     finished: dict[str, float] = {}
@@ -206,7 +208,7 @@ def test_bulk_query_embeddings_wait_behind_searches(client: TestClient) -> None:
 
     worker = threading.Thread(target=bulk)
     worker.start()
-    time.sleep(1.0)  # the bulk request is embedding by now (48 passages take several seconds)
+    assert bulk_slice_started.wait(60), "the bulk request never started embedding"
     assert search_ids(client, "tea") == ["tea"]
     finished["search"] = time.monotonic()
     worker.join()

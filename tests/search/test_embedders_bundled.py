@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -81,17 +82,17 @@ def test_empty_batch(bundled_embedder: Embedder) -> None:
     assert bundled_embedder.embed_documents([]).shape == (0, 384)
 
 
-def test_a_query_does_not_wait_for_a_whole_document_batch(bundled_embedder: Embedder) -> None:
-    import threading
-    import time
-
+def test_a_query_does_not_wait_for_a_whole_document_batch(
+    bundled_embedder: Embedder, bulk_slice_started: threading.Event
+) -> None:
     long_texts = [" ".join(["The Eiffel Tower is a lattice tower in Paris."] * 20)] * 32
     alone_started = time.perf_counter()
     bundled_embedder.embed_documents(long_texts[:8])
     one_slice = time.perf_counter() - alone_started
+    bulk_slice_started.clear()
     batch = threading.Thread(target=bundled_embedder.embed_documents, args=(long_texts,))
     batch.start()
-    time.sleep(one_slice / 2)
+    assert bulk_slice_started.wait(60), "the batch never started"
     query_started = time.perf_counter()
     bundled_embedder.embed_queries(["Wie hoch ist der Eiffelturm?"])
     waited = time.perf_counter() - query_started
