@@ -14,12 +14,13 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
 from search.errors import InvalidInput, StorageUnavailable, XlsearchError
 from search.preflight import check_storage, database_errors, database_setting, shown_database
-from search.schemas import SearchRequest, describe_validation_error
+from search.schemas import DEFAULT_MODE, SearchRequest, describe_validation_error
 from search.settings import Settings
 from search.store import Store, open_store
 from search.store.jobs import JobStatus, JobStore
@@ -201,6 +202,9 @@ def search(
         typer.Option("--filter", help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'.'),
     ] = None,
     offset: Annotated[int, typer.Option(help="Results to skip (the next page).")] = 0,
+    mode: Annotated[
+        str, typer.Option(help='dense, lexical or hybrid; "quoted phrases" must occur.')
+    ] = DEFAULT_MODE,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the REST API's response body.")
     ] = False,
@@ -213,6 +217,7 @@ def search(
         nprobe=nprobe,
         filter=_json_option("--filter", metadata_filter),
         offset=offset,
+        mode=mode,  # type: ignore[arg-type]  # validated here: a wrong one is an error line
     )
     engine = _open_engine()
     response = engine.searcher.search(collection, request)
@@ -228,15 +233,26 @@ def search(
     for column in ("#", "score", "lang", "title", "snippet"):
         table.add_column(column, overflow="fold")
     for rank, result in enumerate(response.results, start=offset + 1):
-        snippet = " ".join(result.snippet.text.split())
         table.add_row(
             str(rank),
             f"{result.score:.3f}",
             result.lang,
             result.title or result.id,
-            snippet if len(snippet) <= 240 else snippet[:239] + "…",
+            _marked(result.snippet.text, result.snippet.highlights),
         )
     out.print(table)
+
+
+def _marked(snippet: str, highlights: list[tuple[int, int]], limit: int = 240) -> Text:
+    """The snippet on one line (each whitespace character a space, so offsets hold), its
+    matched words in bold, cut at `limit` characters."""
+    text = Text("".join(" " if ch.isspace() else ch for ch in snippet))
+    for start, end in highlights:
+        text.stylize("bold", start, end)
+    if len(text) > limit:
+        text.truncate(limit - 1)
+        text.append("…")
+    return text
 
 
 @app.command()

@@ -83,7 +83,9 @@ class Engine:
             use_gpu=settings.device != "cpu",
             catch_up_on_read=not background_catch_up,
         )
-        searcher = SearchService(store, embedder, indexes, settings.search_overfetch)
+        searcher = SearchService(
+            store, embedder, indexes, settings.search_overfetch, settings.lexical_weight
+        )
         processes = settings.language_processes
         if processes is None:
             overlap = should_overlap(settings.ingest_overlap, embedder)

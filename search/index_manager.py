@@ -1,6 +1,7 @@
-"""Each process's FAISS indexes as a view of the database: loaded from snapshots (only those
-taken from this database at a position it has reached, and intact), caught up from the chunk
-log and tombstones, rebuilt from stored vectors (never re-embedded)."""
+"""Each process's view of every collection: a FAISS index, a filter table and a lexical index,
+loaded from snapshots (only those taken from this database at a position it has reached, and
+intact), caught up together from the chunk log and tombstones, rebuilt from the stored
+vectors and texts (never re-embedded)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,13 @@ from typing import Any
 import numpy as np
 
 from search.filter_table import FilterTable
+from search.lexical_index import (
+    LexicalHits,
+    LexicalIndex,
+    UnusableLexicalSnapshot,
+    remove_stale_working_folders,
+    working_folder,
+)
 from search.snapshots import (
     Manifest,
     UnusableSnapshot,
@@ -22,17 +31,19 @@ from search.snapshots import (
     read_manifest,
     remove_snapshots,
     verified_index_file,
+    verified_lexical_folder,
     write_index_file,
 )
 from search.store import identity
 from search.store.identity import SnapshotRecord
-from search.store.records import CollectionInfo
+from search.store.records import ChunkPage, CollectionInfo
 from search.store.repository import Store
 from search.vector_index import (
     INDEX_FORMAT,
     MIN_PQ_TRAINING,
     IndexPlan,
     IndexSettings,
+    Selection,
     VectorIndex,
     default_nprobe,
     filtered_nprobe,
@@ -47,13 +58,15 @@ SNAPSHOT_RECORDS_KEPT = 16  # snapshots per collection that a restored database 
 
 @dataclass
 class CollectionIndex:
-    """One collection's index and filter table with the log positions they reflect."""
+    """One collection's FAISS index, filter table and lexical index (None where a benchmark
+    builds a dense index alone), with the log position all three reflect."""
 
     collection: CollectionInfo
     index: VectorIndex
     chunk_watermark: int = 0
     tombstone_watermark: int = 0
     filters: FilterTable = field(default_factory=FilterTable)
+    lexical: LexicalIndex | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     unsaved_changes: int = 0
     caught_up_at: float = field(default_factory=time.monotonic)
@@ -66,11 +79,13 @@ class CollectionIndex:
         nprobe: int | None = None,
         languages: list[str] | None = None,
         metadata_filter: dict[str, Any] | None = None,
+        within: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k (scores, chunk ids) among the chunks that pass `languages` and
-        `metadata_filter`, and how many chunks pass (all of them without a filter)."""
+        `metadata_filter` (and are `within` these ids, when given), and how many chunks
+        pass (all of them without a filter)."""
         with self.lock:
-            among = self.filters.select(languages, metadata_filter)
+            among = self._selection(languages, metadata_filter, within)
             if among is None:
                 return (*self.index.search(queries, k, nprobe), self.index.count)
             if not among.count:
@@ -78,6 +93,45 @@ class CollectionIndex:
                 return np.full(empty.shape, -np.inf, np.float32), empty, 0
             probes = filtered_nprobe(self.index.plan, self.index.count, among.count, nprobe)
             return (*self.index.search(queries, min(k, among.count), probes, among), among.count)
+
+    def lexical_search(
+        self,
+        words: Sequence[str],
+        k: int,
+        languages: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        within: np.ndarray | None = None,
+    ) -> LexicalHits:
+        """The k best chunks by BM25 over `words` among those that pass the filters (asking
+        the lexical index for more until k pass or none are left)."""
+        with self.lock:
+            lexical = self.lexical_view()
+            among = self._selection(languages, metadata_filter, within)
+            asked = k if among is None else 4 * k
+            while True:
+                hits = lexical.search(words, asked)
+                if among is None:
+                    return hits
+                kept = among.contains(hits.ids)
+                if kept.sum() >= k or len(hits.ids) < asked:
+                    return LexicalHits(hits.ids[kept][:k], hits.scores[kept][:k])
+                asked *= 4
+
+    def lexical_view(self) -> LexicalIndex:
+        if self.lexical is None:
+            raise ValueError(f"the index of {self.collection.name!r} has no lexical view")
+        return self.lexical
+
+    def _selection(
+        self,
+        languages: list[str] | None,
+        metadata_filter: dict[str, Any] | None,
+        within: np.ndarray | None,
+    ) -> Selection | None:
+        among = self.filters.select(languages, metadata_filter)
+        if within is None:
+            return among
+        return Selection(within if among is None else within[among.contains(within)])
 
 
 class IndexManager:
@@ -99,6 +153,8 @@ class IndexManager:
         self._use_gpu = use_gpu
         self._catch_up_on_read = catch_up_on_read
         self._index_dir = index_dir
+        self._lexical_working = index_dir / "lexical-working"
+        remove_stale_working_folders(self._lexical_working)
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[int, CollectionIndex] = {}
         self._lock = threading.Lock()
@@ -178,20 +234,30 @@ class IndexManager:
         with current.lock:
             changes = 0
             for page in self._store.chunks_after(
-                collection.id, current.chunk_watermark, collection.dimension
+                collection.id, current.chunk_watermark, collection.dimension,
+                with_texts=current.lexical is not None,
             ):
-                current.filters.add(page)  # first: it refuses a page out of id order
-                current.index.add(page.ids, page.vectors_read)
-                current.chunk_watermark = int(page.ids[-1])
+                self._add_page(current, page)
                 changes += len(page.ids)
             removed, seq = self._store.tombstones_after(collection.id, current.tombstone_watermark)
             current.index.remove(removed)
             current.filters.remove(removed)
+            if current.lexical is not None:
+                current.lexical.remove(removed)
+                current.lexical.commit()
             current.tombstone_watermark = seq
             changes += len(removed)
             current.unsaved_changes += changes
             current.caught_up_at = time.monotonic()
         return changes
+
+    @staticmethod
+    def _add_page(current: CollectionIndex, page: ChunkPage) -> None:
+        current.filters.add(page)  # first: it refuses a page out of id order
+        current.index.add(page.ids, page.vectors_read)
+        if current.lexical is not None:
+            current.lexical.add(page.ids, page.texts_read)
+        current.chunk_watermark = int(page.ids[-1])
 
     def _outgrown(self, current: CollectionIndex) -> bool:
         plan = current.index.plan
@@ -272,6 +338,8 @@ class IndexManager:
                 )
                 count, saved_changes = current.index.count, current.unsaved_changes
                 index_path = write_index_file(folder, snapshot_id, current.index.save)
+                lexical_path = folder / f"lexical-{snapshot_id}"
+                current.lexical_view().save(lexical_path)
             manifest = Manifest(
                 collection_id=collection.id,
                 model=collection.model,
@@ -287,15 +355,20 @@ class IndexManager:
                 index_format=INDEX_FORMAT,
             )
             identity.record_snapshot(self._store, snapshot_id, position, SNAPSHOT_RECORDS_KEPT)
-            publish_snapshot(folder, manifest, index_path)
+            publish_snapshot(folder, manifest, index_path, lexical_path)
             with current.lock:  # changes caught up meanwhile still count as unsaved
                 current.unsaved_changes -= saved_changes
 
     def forget(self, collection: CollectionInfo) -> None:
         """Drop a deleted collection's index and snapshots."""
         with self._lock:
-            self._indexes.pop(collection.id, None)
+            dropped = self._indexes.pop(collection.id, None)
+        if dropped is not None and dropped.lexical is not None:
+            with dropped.lock:
+                dropped.lexical.close()
         remove_snapshots(self.folder(collection))
+
+
 
     def _load_or_build(self, collection: CollectionInfo) -> CollectionIndex:
         folder = self.folder(collection)
@@ -334,6 +407,19 @@ class IndexManager:
             raise UnusableSnapshot(
                 f"{path} holds {index.count} vectors where the manifest says {manifest.count}"
             )
+        lexical_path = verified_lexical_folder(folder, manifest)
+        try:
+            lexical = LexicalIndex.open_copy(
+                lexical_path, working_folder(self._lexical_working, collection.id)
+            )
+        except UnusableLexicalSnapshot as error:
+            raise UnusableSnapshot(str(error)) from error
+        if lexical.count != manifest.count:
+            lexical.close()
+            raise UnusableSnapshot(
+                f"{lexical_path} holds {lexical.count} chunks where the manifest says "
+                f"{manifest.count}"
+            )
         filters = FilterTable()
         for page in self._store.chunks_after(
             collection.id, 0, collection.dimension, with_vectors=False,
@@ -341,7 +427,8 @@ class IndexManager:
         ):
             filters.add(page)
         return CollectionIndex(
-            collection, index, manifest.chunk_watermark, manifest.tombstone_watermark, filters
+            collection, index, manifest.chunk_watermark, manifest.tombstone_watermark, filters,
+            lexical,
         )
 
     def _check_binding(self, collection: CollectionInfo, manifest: Manifest) -> None:
@@ -349,7 +436,7 @@ class IndexManager:
         if manifest.index_format != INDEX_FORMAT:
             raise UnusableSnapshot(
                 f"it is an index of format {manifest.index_format}; this version builds format "
-                f"{INDEX_FORMAT} (IVF lists that do not split by language)"
+                f"{INDEX_FORMAT} (with a lexical index beside the vectors)"
             )
         held = (manifest.collection_id, manifest.model, manifest.dimension)
         wanted = (collection.id, collection.model, collection.dimension)
@@ -374,9 +461,11 @@ class IndexManager:
             )
 
     def _build(self, collection: CollectionInfo) -> CollectionIndex:
-        """A new index from every stored vector of the collection."""
+        """A new index from every stored vector and text of the collection."""
         tombstone_watermark = self._store.newest_tombstone(collection.id)
-        pages = list(self._store.chunks_after(collection.id, 0, collection.dimension))
+        pages = list(
+            self._store.chunks_after(collection.id, 0, collection.dimension, with_texts=True)
+        )
         vectors = (
             np.concatenate([p.vectors_read for p in pages])
             if pages
@@ -391,11 +480,11 @@ class IndexManager:
             picked = np.sort(rng.choice(len(vectors), size=size, replace=False))
             langs = [lang for page in pages for lang in page.langs]
             index.train(vectors[picked], [langs[i] for i in picked])
-        fresh = CollectionIndex(collection, index, 0, tombstone_watermark)
+        lexical = LexicalIndex(working_folder(self._lexical_working, collection.id))
+        fresh = CollectionIndex(collection, index, 0, tombstone_watermark, lexical=lexical)
         for page in pages:
-            fresh.filters.add(page)
-            index.add(page.ids, page.vectors_read)
-            fresh.chunk_watermark = int(page.ids[-1])
+            self._add_page(fresh, page)
+        lexical.commit()
         return fresh
 
     @staticmethod
@@ -403,5 +492,8 @@ class IndexManager:
         with current.lock:
             current.index = fresh.index
             current.filters = fresh.filters
+            if current.lexical is not None and current.lexical is not fresh.lexical:
+                current.lexical.close()
+            current.lexical = fresh.lexical
             current.chunk_watermark = fresh.chunk_watermark
             current.tombstone_watermark = fresh.tombstone_watermark

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
 
 from search.filters import FilterError, compile_filter
 from search.languages import normalise_language
+from search.lexical_query import parse_query
 
 METADATA_DEPTH = 8  # nesting levels of metadata objects and lists
 METADATA_ITEMS = 1000  # keys and list items in one document's metadata, all levels together
@@ -141,6 +142,11 @@ class Snippet(BaseModel):
     text: str
     start: int
     end: int
+    highlights: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="[start, end) character offsets in `text` of the query's words that "
+        "count for this result (none in `dense` mode).",
+    )
 
 
 class SearchResult(BaseModel):
@@ -149,7 +155,21 @@ class SearchResult(BaseModel):
     lang: str
     url: str | None
     metadata: dict[str, Any]
-    score: float
+    score: float = Field(description="What the results are ordered by (the fused score in "
+                         "`hybrid` mode).")
+    dense_score: float | None = Field(
+        None, description="Cosine similarity of the question and the snippet's chunk."
+    )
+    dense_rank: int | None = Field(None, description="Rank by `dense_score` alone (1 = best).")
+    lexical_score: float | None = Field(
+        None,
+        description="Lexical evidence, 0..1: the share of the question's attainable BM25 "
+        "weight that the chunk matches (in `hybrid` mode only words that count across its "
+        "language: all words when it is in the question's language, else identifiers).",
+    )
+    lexical_rank: int | None = Field(
+        None, description="Rank by `lexical_score` alone, among results with any (1 = best)."
+    )
     snippet: Snippet
 
 
@@ -163,6 +183,8 @@ class SearchResponse(BaseModel):
 
 
 MAX_RESULTS = 1000  # how deep paging reaches (offset + k)
+SearchMode = Literal["dense", "lexical", "hybrid"]
+DEFAULT_MODE: SearchMode = "hybrid"
 
 
 class SearchRequest(Strict):
@@ -188,6 +210,12 @@ class SearchRequest(Strict):
     offset: int = Field(
         0, ge=0, description=f"Results to skip (paging); offset + k is at most {MAX_RESULTS}."
     )
+    mode: SearchMode = Field(
+        DEFAULT_MODE,
+        description="`dense` (the embedding model), `lexical` (BM25 over words; \"quoted "
+        "phrases\" must occur) or `hybrid` (dense, with lexical evidence lifting results "
+        "that match the question's words or identifiers).",
+    )
 
     @model_validator(mode="after")
     def _page_in_reach(self) -> SearchRequest:
@@ -204,6 +232,16 @@ class SearchRequest(Strict):
         if not value.strip():
             raise ValueError("query is empty")
         return value
+
+    @model_validator(mode="after")
+    def _query_readable(self) -> SearchRequest:
+        if self.mode != "dense":
+            query = parse_query(self.query)  # a QuerySyntaxError is a ValueError
+            if self.mode == "lexical" and not query.words:
+                raise ValueError(
+                    "query has no words to match in lexical mode; use mode dense or hybrid"
+                )
+        return self
 
     @field_validator("filter")
     @classmethod

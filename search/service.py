@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
 
 from search.collections import check_model
 from search.embedders import Embedder
 from search.errors import XlsearchError
-from search.index_manager import IndexManager
+from search.fusion import LEXICAL_WEIGHT, Ranked, fuse, is_keyword_query, same_language
+from search.index_manager import CollectionIndex, IndexManager
 from search.language import QUERY_TRIALS, detect_language
+from search.lexical_index import LexicalIndex
+from search.lexical_query import LexicalQuery, highlights, parse_query
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
+from search.store.records import ChunkHit
 from search.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -45,12 +52,18 @@ class SearchService:
     """Answers search requests for every collection from this process's indexes."""
 
     def __init__(
-        self, store: Store, embedder: Embedder, indexes: IndexManager, overfetch: int = 4
+        self,
+        store: Store,
+        embedder: Embedder,
+        indexes: IndexManager,
+        overfetch: int = 4,
+        lexical_weight: float = LEXICAL_WEIGHT,
     ) -> None:
         self._store = store
         self._embedder = embedder
         self._indexes = indexes
         self._overfetch = overfetch
+        self._lexical_weight = lexical_weight
 
     def warm_up(self) -> None:
         """Load what the first search would otherwise wait for (language profiles take ~1 s)."""
@@ -67,59 +80,202 @@ class SearchService:
     def search_timed(
         self, collection_name: str, request: SearchRequest
     ) -> tuple[SearchResponse, Stopwatch]:
-        """`search`, with the time each stage took (embed, index, fetch, language).
+        """`search`, with the time each stage took (embed, index, lexical, fetch, ...).
 
-        Languages and metadata filters are applied inside the index (the k best matching
-        chunks, however few match). Chunks are over-fetched because several may belong to
-        one document; the fetch grows until the page's documents (and one more, to know if a
-        next page exists) are found, every matching chunk was read or `MAX_FETCH` chunks were.
+        Languages and metadata filters are applied inside the indexes (the k best matching
+        chunks, however few match), and so are "quoted phrases" in lexical mode; in hybrid
+        mode a phrase binds the chunks in the question's language (the only ones that could
+        hold it) and leaves the others to the model. Chunks are over-fetched because several
+        may belong to one document; the fetch grows until the page's documents (and one
+        more, to know if a next page exists) are found, every matching chunk was read or
+        `MAX_FETCH` chunks were.
         """
         watch = Stopwatch()
         index = self._indexes.named(collection_name)
-        collection = index.collection
-        check_model(collection, self._embedder)
-        with watch.stage("embed"):
-            query_vector = self._embedder.embed_queries(
-                [request.query],
-                instruction=request.instruction or collection.query_instruction,
-                dimension=collection.dimension,
-            )
-        wanted = request.offset + request.k + 1  # one more tells whether a next page exists
-        fetch = wanted * self._overfetch
-        results: dict[str, SearchResult] = {}
-        while True:
-            with watch.stage("index"):
-                scores, ids, matching = index.search(
-                    query_vector, fetch, request.nprobe, request.languages, request.filter
-                )
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-            with watch.stage("fetch"):
-                hits = self._store.chunk_hits([i for i, _ in pairs])
-            results.clear()
-            for chunk_id, score in pairs:
-                hit = hits.get(chunk_id)
-                if hit is None or hit.document_id in results:
-                    continue
-                results[hit.document_id] = SearchResult(
-                    id=hit.document_id,
-                    title=hit.title,
-                    lang=hit.lang,
-                    url=hit.url,
-                    metadata=hit.metadata,
-                    score=round(score, 6),
-                    snippet=Snippet(text=hit.text, start=hit.start, end=hit.end),
-                )
-                if len(results) == wanted:
-                    break
-            if len(results) == wanted or fetch >= min(matching, MAX_FETCH):
-                break
-            fetch *= 4
+        check_model(index.collection, self._embedder)
         with watch.stage("language"):
             query_language = detect_language(request.query, QUERY_TRIALS)
+        plan = _Plan(request, query_language)
+        if plan.lexical is not None and plan.lexical.phrases:
+            with watch.stage("lexical"):
+                plan.with_phrases = index.lexical_view().with_phrases(plan.lexical.phrases)
+        if request.mode != "lexical":
+            with watch.stage("embed"):
+                plan.vector = self._embedder.embed_queries(
+                    [request.query],
+                    instruction=request.instruction or index.collection.query_instruction,
+                    dimension=index.collection.dimension,
+                )
+        wanted = request.offset + request.k + 1  # one more tells whether a next page exists
+        fetch = wanted * self._overfetch
+        while True:
+            ranked, matching, hits = self._rank(index, plan, fetch, watch)
+            best: dict[str, tuple[Ranked, ChunkHit]] = {}
+            for candidate in ranked:
+                hit = hits.get(candidate.chunk_id)
+                if hit is not None and hit.document_id not in best:
+                    best[hit.document_id] = (candidate, hit)
+                    if len(best) == wanted:
+                        break
+            if len(best) == wanted or fetch >= min(matching, MAX_FETCH):
+                break
+            fetch *= 4
+        page = list(best.values())[request.offset : request.offset + request.k]
         response = SearchResponse(
             query_language=query_language,
-            took_ms=round(watch.total_ms(), 2),
-            results=list(results.values())[request.offset : request.offset + request.k],
-            next_offset=request.offset + request.k if len(results) == wanted else None,
+            took_ms=0.0,
+            results=_results(list(best.values()), page, plan),
+            next_offset=request.offset + request.k if len(best) == wanted else None,
         )
+        response.took_ms = round(watch.total_ms(), 2)
         return response, watch
+
+    def _rank(
+        self, index: CollectionIndex, plan: _Plan, fetch: int, watch: Stopwatch
+    ) -> tuple[list[Ranked], float, dict[int, ChunkHit]]:
+        """The best `fetch` or so chunks in the request's mode with their texts and
+        documents, and how many chunks match (infinite where the lexical side may hold
+        more)."""
+        request, lexical = plan.request, plan.lexical
+        dense: dict[int, float] = {}
+        matching: float = 0
+        if plan.vector is not None:
+            with watch.stage("index"):
+                scores, ids, matching = index.search(
+                    plan.vector, fetch, request.nprobe, request.languages, request.filter
+                )
+            dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+        if lexical is None or not lexical.words:
+            return fuse(dense, {}, 0.0), matching, self._hits(dense, watch)
+        with watch.stage("lexical"):
+            found = index.lexical_search(
+                lexical.words, fetch, request.languages, request.filter,
+                plan.with_phrases if plan.vector is None else None,
+            )
+            view = index.lexical_view()
+            frequencies, chunks = view.document_frequencies(lexical.words)
+            attainable = lexical.attainable(frequencies, chunks)
+        if len(found.ids) == fetch:
+            matching = float("inf")
+        if plan.vector is None:  # lexical mode: BM25 order, as a share of the attainable
+            shares = found.scores.astype(np.float64) / attainable
+            ranked = [Ranked(int(i), float(e), None, float(e)) for i, e in zip(found.ids, shares,
+                                                                              strict=True)]
+            return ranked, max(matching, len(ranked)), self._hits(found.ids.tolist(), watch)
+        with watch.stage("fetch"):
+            missing = [int(i) for i in found.ids if int(i) not in dense]
+            for chunk_id, vector in self._store.chunk_vectors(
+                missing, index.collection.dimension
+            ).items():
+                dense[chunk_id] = float(vector @ plan.vector[0])
+        hits = self._hits(dense, watch)
+        langs = {chunk_id: hit.chunk_lang for chunk_id, hit in hits.items()}
+        if plan.with_phrases is not None:
+            holding = set(plan.with_phrases.tolist())
+            dense = {
+                i: score for i, score in dense.items()
+                if i in holding or not plan.in_question_language(langs.get(i, "und"))
+            }
+        with watch.stage("lexical"):
+            evidence = self._evidence(view, plan, dense, langs, attainable)
+        return fuse(dense, evidence, self._lexical_weight), matching, hits
+
+    def _hits(self, chunks: Iterable[int], watch: Stopwatch) -> dict[int, ChunkHit]:
+        with watch.stage("fetch"):
+            return self._store.chunk_hits(list(chunks))
+
+    @staticmethod
+    def _evidence(
+        view: LexicalIndex,
+        plan: _Plan,
+        candidates: dict[int, float],
+        langs: dict[int, str],
+        attainable: float,
+    ) -> dict[int, float]:
+        """Each candidate's share of the attainable BM25: over every word of the question
+        where it is in the question's language, over its identifiers elsewhere."""
+        lexical = plan.lexical_read
+        alike = [plan.in_question_language(langs.get(i, "und")) for i in candidates]
+        ids = np.fromiter(candidates, np.int64, len(candidates))
+        same, other = ids[np.array(alike, bool)], ids[~np.array(alike, bool)]
+        evidence: dict[int, float] = {}
+        for group, words in ((same, lexical.words), (other, lexical.identifiers)):
+            scores = view.scores(words, group).tolist()
+            for chunk_id, score in zip(group.tolist(), scores, strict=True):
+                if score > 0:
+                    evidence[chunk_id] = score / attainable
+        return evidence
+
+
+@dataclass
+class _Plan:
+    """What one search needs beyond the request: the question as the lexical side reads
+    it (None in dense mode), its language, its vector (None in lexical mode), and the
+    chunks that hold all its "quoted phrases" (None without phrases)."""
+
+    request: SearchRequest
+    language: str
+    lexical: LexicalQuery | None = None
+    vector: np.ndarray | None = None
+    with_phrases: np.ndarray | None = None
+    keywords: bool = False
+
+    def __post_init__(self) -> None:
+        if self.request.mode != "dense":
+            self.lexical = parse_query(self.request.query)
+        self.keywords = is_keyword_query(self.request.query)
+
+    @property
+    def lexical_read(self) -> LexicalQuery:
+        if self.lexical is None:
+            raise ValueError("a dense search has no lexical side")
+        return self.lexical
+
+    def in_question_language(self, chunk_lang: str) -> bool:
+        """Whether the question's words mean the same in a chunk in `chunk_lang`: a
+        keyword query's everywhere, a sentence's in its detected language."""
+        return self.keywords or same_language(chunk_lang, self.language)
+
+    def counted_words(self, chunk_lang: str) -> tuple[str, ...]:
+        """The question's words that count for a chunk in `chunk_lang` (to highlight)."""
+        if self.lexical is None:
+            return ()
+        if self.vector is None or self.in_question_language(chunk_lang):
+            return self.lexical.words
+        return self.lexical.identifiers
+
+
+def _results(
+    found: list[tuple[Ranked, ChunkHit]], page: list[tuple[Ranked, ChunkHit]], plan: _Plan
+) -> list[SearchResult]:
+    """The page's results, with each side's rank among every document found."""
+    dense_order = sorted((r.dense, -n) for n, (r, _) in enumerate(found) if r.dense is not None)
+    lexical_order = sorted((r.lexical, -n) for n, (r, _) in enumerate(found) if r.lexical)
+    dense_rank = {-n: rank for rank, (_, n) in enumerate(reversed(dense_order), 1)}
+    lexical_rank = {-n: rank for rank, (_, n) in enumerate(reversed(lexical_order), 1)}
+    where = {id(pair[0]): n for n, pair in enumerate(found)}
+    results = []
+    for ranked, hit in page:
+        n = where[id(ranked)]
+        text = hit.text
+        results.append(
+            SearchResult(
+                id=hit.document_id,
+                title=hit.title,
+                lang=hit.lang,
+                url=hit.url,
+                metadata=hit.metadata,
+                score=round(ranked.score, 6),
+                dense_score=None if ranked.dense is None else round(ranked.dense, 6),
+                dense_rank=dense_rank.get(n),
+                lexical_score=None if plan.lexical is None else round(ranked.lexical or 0.0, 6),
+                lexical_rank=lexical_rank.get(n),
+                snippet=Snippet(
+                    text=text,
+                    start=hit.start,
+                    end=hit.end,
+                    highlights=highlights(text, plan.counted_words(hit.chunk_lang)),
+                ),
+            )
+        )
+    return results

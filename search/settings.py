@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     search_overfetch: int = Field(
         4, ge=1, description="Chunks fetched per wanted document before grouping."
     )
+    lexical_weight: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Hybrid search: how much lexical evidence (0..1, the share of the "
+        "question's BM25 weight a chunk matches) adds to the cosine score.",
+    )
     ingest_batch_documents: int = Field(
         32, ge=1, description="Documents embedded together during ingestion."
     )

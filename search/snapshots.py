@@ -1,5 +1,6 @@
-"""Atomic on-disk snapshots of an index: temp file, fsync, rename; a manifest names the file
-with its size and checksum, the log position it holds and the database it was taken from."""
+"""Atomic on-disk snapshots of a collection's view: the FAISS index file (temp file, fsync,
+rename) and the lexical index folder (search.lexical_index); a manifest names both with their
+sizes and checksums, the log position they hold and the database they were taken from."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import get_type_hints
+
+from search.lexical_index import folder_digest
 
 MANIFEST = "manifest.json"
 
@@ -38,10 +41,13 @@ class Manifest:
     database_id: str
     snapshot_id: str
     index_format: int  # search.vector_index.INDEX_FORMAT when it was written
-    # the index file, as publish_snapshot found it
+    # the index file and the lexical folder, as publish_snapshot found them
     index_file: str = ""
     index_bytes: int = 0
     index_sha256: str = ""
+    lexical_folder: str = ""
+    lexical_bytes: int = 0
+    lexical_sha256: str = ""
 
 
 def _sha256(path: Path) -> str:
@@ -70,17 +76,23 @@ def write_index_file(folder: Path, snapshot_id: str, write_index: Callable[[Path
     return path
 
 
-def publish_snapshot(folder: Path, manifest: Manifest, index_path: Path) -> Manifest:
-    """Switch the manifest to `index_path` (with the file's size and checksum), then drop
-    older index files. Returns the manifest written.
+def publish_snapshot(
+    folder: Path, manifest: Manifest, index_path: Path, lexical_path: Path
+) -> Manifest:
+    """Switch the manifest to `index_path` and `lexical_path` (with their sizes and
+    checksums), then drop older index files and lexical folders. Returns the manifest written.
 
-    A crash at any point leaves the previous manifest and the file it names intact.
+    A crash at any point leaves the previous manifest and the files it names intact.
     """
+    lexical_bytes, lexical_sha256 = folder_digest(lexical_path)
     written = replace(
         manifest,
         index_file=index_path.name,
         index_bytes=index_path.stat().st_size,
         index_sha256=_sha256(index_path),
+        lexical_folder=lexical_path.name,
+        lexical_bytes=lexical_bytes,
+        lexical_sha256=lexical_sha256,
     )
 
     def write_manifest(target: Path) -> None:
@@ -90,6 +102,9 @@ def publish_snapshot(folder: Path, manifest: Manifest, index_path: Path) -> Mani
     for stale in folder.glob("index-*.faiss"):
         if stale.name != index_path.name:
             stale.unlink(missing_ok=True)
+    for stale in folder.glob("lexical-*"):
+        if stale.name != lexical_path.name:
+            shutil.rmtree(stale, ignore_errors=True)
     return written
 
 
@@ -139,6 +154,27 @@ def verified_index_file(folder: Path, manifest: Manifest) -> Path:
             raise UnusableSnapshot(f"{path} does not match the SHA-256 it was written with")
     except OSError as error:
         raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
+    return path
+
+
+def verified_lexical_folder(folder: Path, manifest: Manifest) -> Path:
+    """The manifest's lexical folder, once its size and digest match what was written.
+
+    Raises UnusableSnapshot for a missing, truncated or altered folder.
+    """
+    name = manifest.lexical_folder
+    if Path(name).name != name or not fnmatch(name, "lexical-*"):
+        raise UnusableSnapshot(f"the manifest names {name!r}, not a lexical folder of its folder")
+    path = folder / name
+    try:
+        found = folder_digest(path)
+    except OSError as error:
+        raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
+    if found != (manifest.lexical_bytes, manifest.lexical_sha256):
+        raise UnusableSnapshot(
+            f"{path} holds {found[0]} bytes and not the digest it was written with "
+            f"({manifest.lexical_bytes} bytes)"
+        )
     return path
 
 

@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 TRAINING_SEED = 1234
 POINTS_PER_CENTROID = 64  # faiss warns below 39 training points per list
 MIN_PQ_TRAINING = 256 * 39  # ivf_pq's codebooks have 256 codes each: faiss wants 39 points a code
-# Bumped when indexes built before cannot serve as well as a rebuild: 2 = IVF lists assigned
-# on language-neutral vectors (search.coarse). Older snapshots are rebuilt from the database.
-INDEX_FORMAT = 2
+# Bumped when snapshots written before cannot serve as well as a rebuild: 2 = IVF lists
+# assigned on language-neutral vectors (search.coarse); 3 = a lexical index beside the
+# vectors (search.lexical_index). Older snapshots are rebuilt from the database.
+INDEX_FORMAT = 3
 IndexType = Literal["flat", "ivf", "ivf_sq8", "ivf_pq"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
@@ -136,6 +137,17 @@ class Selection:
     @property
     def nbytes(self) -> int:
         return int(self._keep.nbytes) * (6 if not self._bitmap else 1)  # a hash set costs more
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` are in the selection (a boolean per id)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not self._bitmap:
+            return np.isin(ids, self._keep)
+        inside = (ids >= 0) & (ids < len(self._keep) * 8)
+        found = np.zeros(len(ids), dtype=bool)
+        where = ids[inside]
+        found[inside] = (self._keep[where >> 3] >> (where & 7)) & 1 == 1
+        return found
 
     @property
     def ids(self) -> np.ndarray:

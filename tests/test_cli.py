@@ -87,8 +87,27 @@ def test_search_json_is_the_rest_body(
     assert {r["id"] for r in body["results"][:2]} == {"moon-ru", "moon-zh"}
     assert {r["lang"] for r in body["results"]} == {"ru", "zh"}
     first = body["results"][0]
-    assert set(first) == {"id", "title", "lang", "url", "metadata", "score", "snippet"}
-    assert set(first["snippet"]) == {"text", "start", "end"}
+    assert set(first) == {
+        "id", "title", "lang", "url", "metadata", "score", "snippet",
+        "dense_score", "dense_rank", "lexical_score", "lexical_rank",
+    }
+    assert set(first["snippet"]) == {"text", "start", "end", "highlights"}
+
+
+def test_search_modes(ingested: subprocess.CompletedProcess[str], xlsearch: Run) -> None:
+    lexical = xlsearch("search", "Eiffel", "--mode", "lexical", "--json")
+    assert lexical.returncode == 0, lexical.stderr
+    results = json.loads(lexical.stdout)["results"]
+    assert results and all(r["dense_score"] is None and r["lexical_rank"] for r in results)
+    snippet = results[0]["snippet"]
+    marked = {snippet["text"][a:b] for a, b in snippet["highlights"]}
+    assert marked == {"Eiffel"}
+    table = xlsearch("search", "Eiffel", "--mode", "dense", "-k", "2")
+    assert table.returncode == 0 and "Eiffel" in table.stdout
+    bad = xlsearch("search", "tea", "--mode", "fuzzy")
+    assert bad.returncode == 2 and "mode" in bad.stderr and "'lexical'" in bad.stderr
+    unclosed = xlsearch("search", 'the "tea')
+    assert unclosed.returncode == 2 and "unclosed quote" in unclosed.stderr
 
 
 def test_search_filters_and_pages(

@@ -4,6 +4,7 @@
 
 const DEFAULT_K = "10";
 const DEFAULT_COLLECTION = "default";
+const DEFAULT_MODE = "hybrid";
 const RIGHT_TO_LEFT = new Set(["ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"]);
 const STATUS_FAST_MS = 2000; // while jobs run
 const STATUS_SLOW_MS = 15000;
@@ -75,6 +76,7 @@ function queryFromUrl() {
     langs: params.getAll("lang").filter(Boolean),
     k: params.get("k") || DEFAULT_K,
     collection: params.get("collection") || DEFAULT_COLLECTION,
+    mode: params.get("mode") || DEFAULT_MODE,
   };
 }
 
@@ -84,6 +86,7 @@ function queryFromForm() {
     langs: [...document.querySelectorAll("#languages input:checked")].map((box) => box.value),
     k: $("k").value,
     collection: $("collection").value || DEFAULT_COLLECTION,
+    mode: $("mode").value || DEFAULT_MODE,
   };
 }
 
@@ -93,6 +96,7 @@ function urlFor(query) {
   for (const lang of query.langs) params.append("lang", lang);
   if (query.k !== DEFAULT_K) params.set("k", query.k);
   if (query.collection !== DEFAULT_COLLECTION) params.set("collection", query.collection);
+  if (query.mode !== DEFAULT_MODE) params.set("mode", query.mode);
   const search = params.toString();
   return search ? `/?${search}` : "/";
 }
@@ -103,6 +107,8 @@ function fillForm(query) {
   $("k").value = query.k;
   ensureOption($("collection"), query.collection);
   $("collection").value = query.collection;
+  ensureOption($("mode"), query.mode);
+  $("mode").value = query.mode;
   renderLanguageChoices(query.langs);
 }
 
@@ -151,7 +157,9 @@ async function search(query) {
 }
 
 function searchPath(query, offset) {
-  const params = new URLSearchParams({ q: query.q, k: query.k, collection: query.collection });
+  const params = new URLSearchParams({
+    q: query.q, k: query.k, collection: query.collection, mode: query.mode,
+  });
   for (const lang of query.langs) params.append("lang", lang);
   if (offset) params.set("offset", offset);
   return `/v1/search?${params}`;
@@ -214,11 +222,12 @@ function renderResult(result) {
   const label = result.title || result.id;
   title.append(href ? element("a", { href, rel: "noopener noreferrer" }, label) : label);
   const badge = element("span", { class: "badge", title: languageName(result.lang) }, result.lang);
-  const score = element("span", { class: "score", title: "similarity to the question" },
+  const score = element("span", { class: "score", title: explainScore(result) },
     result.score.toFixed(3));
   head.append(title, badge, score);
 
-  const snippet = element("p", { class: "snippet", dir: "auto" }, result.snippet.text);
+  const snippet = element("p", { class: "snippet", dir: "auto" });
+  snippet.append(...marked(result.snippet.text, result.snippet.highlights || []));
   item.append(head, snippet);
   if (result.snippet.text.length > LONG_SNIPPET) {
     snippet.classList.add("folded");
@@ -234,6 +243,35 @@ function renderResult(result) {
   const where = `${result.id} · characters ${result.snippet.start}–${result.snippet.end}`;
   item.append(element("p", { class: "where", dir: "ltr" }, where));
   return item;
+}
+
+// What the score is made of, shown when the pointer rests on it.
+function explainScore(result) {
+  const parts = [];
+  if (result.dense_score !== null && result.dense_score !== undefined) {
+    parts.push(`meaning ${result.dense_score.toFixed(3)} (rank ${result.dense_rank})`);
+  }
+  if (result.lexical_score) {
+    parts.push(`matching words ${result.lexical_score.toFixed(3)} (rank ${result.lexical_rank})`);
+  }
+  return parts.length ? parts.join(" · ") : "similarity to the question";
+}
+
+// The snippet as text nodes, with the question's matched words in <mark> (never as HTML).
+// Offsets count Unicode code points, as the API does, not UTF-16 units.
+function marked(text, highlights) {
+  const chars = Array.from(text);
+  const piece = (start, end) => chars.slice(start, end).join("");
+  const nodes = [];
+  let at = 0;
+  for (const [start, end] of highlights) {
+    if (start < at || end > chars.length) continue;
+    if (start > at) nodes.push(document.createTextNode(piece(at, start)));
+    nodes.push(element("mark", {}, piece(start, end)));
+    at = end;
+  }
+  if (at < chars.length) nodes.push(document.createTextNode(piece(at)));
+  return nodes;
 }
 
 // ---- collections, languages and the engine's status ---------------------------------------
@@ -354,6 +392,7 @@ async function showUrl() {
 async function start() {
   $("search-form").addEventListener("submit", submit);
   $("k").addEventListener("change", researchIfAsked);
+  $("mode").addEventListener("change", researchIfAsked);
   $("languages").addEventListener("change", researchIfAsked);
   $("collection").addEventListener("change", async () => {
     await loadLanguages($("collection").value, []);

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, cast, delete, func, select
+from sqlalchemy import Text, cast, delete, func, null, select
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionDeleted
@@ -71,14 +71,14 @@ class ChunkLog(Sessions):
         dimension: int,
         *,
         with_vectors: bool = True,
+        with_texts: bool = False,
         up_to: int | None = None,
         page_size: int = 4096,
     ) -> Iterator[ChunkPage]:
         """Pages of chunks with ids above `after_chunk_id` (and at most `up_to`), in id order."""
         columns = [Chunk.id, Chunk.lang, Chunk.document_id, Document.lang,
-                   cast(Document.meta, Text)]
-        if with_vectors:
-            columns.append(Chunk.vector)
+                   cast(Document.meta, Text), Chunk.vector if with_vectors else null(),
+                   Chunk.text if with_texts else null()]
         cursor = after_chunk_id
         while True:
             query = (
@@ -106,6 +106,7 @@ class ChunkLog(Sessions):
                 documents=[r[2] for r in rows],
                 document_langs=[r[3] for r in rows],
                 metadata_json=[r[4] for r in rows],
+                texts=[r[6] for r in rows] if with_texts else None,
             )
             cursor = int(ids[-1])
 
@@ -129,6 +130,21 @@ class ChunkLog(Sessions):
                 ChunkTombstone.collection_id == collection_id
             )
             return int(session.scalar(query) or 0)
+
+    def chunk_vectors(self, chunk_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        """The stored vectors of these chunks, by id; missing ids are absent."""
+        found: dict[int, np.ndarray] = {}
+        with self.engine.connect() as connection:
+            for page in range(0, len(chunk_ids), SQL_IN_PAGE):
+                wanted = list(chunk_ids[page : page + SQL_IN_PAGE])
+                rows = connection.execute(
+                    select(Chunk.id, Chunk.vector).where(Chunk.id.in_(wanted))
+                )
+                found.update(
+                    (chunk_id, np.frombuffer(blob, dtype="<f4", count=dimension))
+                    for chunk_id, blob in rows
+                )
+        return found
 
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.

@@ -61,8 +61,8 @@ class ChunkRecord:
 
 @dataclass(frozen=True)
 class ChunkPage:
-    """Consecutive chunks in id order, as the indexes read them: vectors (None when not
-    asked for), each chunk's language, and what filters need of its document (row id,
+    """Consecutive chunks in id order, as the indexes read them: vectors and texts (None when
+    not asked for), each chunk's language, and what filters need of its document (row id,
     language, metadata as JSON text, parsed only if a filter asks for a field)."""
 
     ids: np.ndarray
@@ -71,6 +71,7 @@ class ChunkPage:
     documents: list[int]
     document_langs: list[str]
     metadata_json: list[str | None]
+    texts: list[str] | None = None
 
     @property
     def vectors_read(self) -> np.ndarray:
@@ -78,6 +79,13 @@ class ChunkPage:
         if self.vectors is None:
             raise ValueError("this page was read without vectors")
         return self.vectors
+
+    @property
+    def texts_read(self) -> list[str]:
+        """The chunk texts, for a page read with them."""
+        if self.texts is None:
+            raise ValueError("this page was read without texts")
+        return self.texts
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,21 @@ def test_filters_and_the_get_form(client: TestClient) -> None:
     assert [r["id"] for r in got.json()["results"]] == ["eiffel"]
 
 
+def test_search_modes_over_rest(client: TestClient) -> None:
+    add_now(client, EIFFEL, FUJI)
+    for mode in ("dense", "lexical", "hybrid"):
+        got = client.get("/v1/search", params={"q": "Eiffel", "mode": mode}).json()["results"]
+        posted = client.post(
+            "/v1/collections/default/search", json={"query": "Eiffel", "mode": mode}
+        ).json()["results"]
+        assert got == posted and got[0]["id"] == "eiffel", mode
+        assert (got[0]["dense_score"] is None) == (mode == "lexical")
+        assert (got[0]["lexical_score"] is None) == (mode == "dense")
+    assert [r["id"] for r in client.get(
+        "/v1/search", params={"q": '"Eiffel Tower"', "mode": "lexical"}
+    ).json()["results"]] == ["eiffel"]
+
+
 def test_search_errors(client: TestClient) -> None:
     cases = [
         ("/v1/collections/default/search", {"query": "tea", "k": 0}, 422, "k:"),
@@ -88,10 +103,17 @@ def test_search_errors(client: TestClient) -> None:
         ("/v1/collections/default/search", {"query": "  "}, 422, "query is empty"),
         ("/v1/collections/default/search", {"query": "tea", "sort": "date"}, 422, "sort:"),
         ("/v1/collections/nope/search", {"query": "tea"}, 404, "'nope' does not exist"),
+        ("/v1/collections/default/search", {"query": 'the "tea'}, 422, "unclosed quote"),
+        ("/v1/collections/default/search", {"query": "tea", "mode": "fuzzy"}, 422, "mode:"),
+        ("/v1/collections/default/search", {"query": "¿?", "mode": "lexical"}, 422,
+         "no words to match"),
     ]
     for url, body, status, message in cases:
         response = client.post(url, json=body)
         assert response.status_code == status, body
         assert message in response.json()["error"]["message"]
     assert client.get("/v1/search", params={"q": "tea", "k": 0}).status_code == 422
+    unclosed = client.get("/v1/search", params={"q": 'the "tea'})
+    assert unclosed.status_code == 422 and "unclosed quote" in unclosed.json()["error"]["message"]
+    assert client.get("/v1/search", params={"q": "tea", "mode": "x"}).status_code == 422
     assert client.get("/v1/search", params={"q": "tea", "collection": "x"}).status_code == 404

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from search.engine import Engine
 from search.index_keeper import IndexKeeper
 from search.index_manager import SNAPSHOT_RECORDS_KEPT, CollectionIndex, IndexManager
+from search.lexical_index import folder_digest
 from search.snapshots import MANIFEST, read_manifest, verified_index_file
 from search.store import open_store
 from search.store.backup import backup_database
@@ -100,6 +101,29 @@ def index_of_an_older_format(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / MANIFEST).write_text(json.dumps({**manifest, "index_format": 1}))
 
 
+def tear_lexical_segment(folder: Path, manifest: dict[str, Any]) -> None:
+    """A segment file of the lexical index cut short (its hard link shares the bytes)."""
+    lexical = folder / manifest["lexical_folder"]
+    segment = next(p for p in lexical.iterdir() if p.suffix == ".term")
+    data = segment.read_bytes()
+    segment.unlink()  # a new file: the working copy's link keeps the old bytes
+    segment.write_bytes(data[: len(data) // 2])
+
+
+def remove_lexical_folder(folder: Path, manifest: dict[str, Any]) -> None:
+    shutil.rmtree(folder / manifest["lexical_folder"])
+
+
+def unreadable_by_tantivy(folder: Path, manifest: dict[str, Any]) -> None:
+    """A lexical folder whose digest the manifest agrees with, which tantivy cannot open."""
+    lexical = folder / manifest["lexical_folder"]
+    (lexical / "meta.json").unlink()
+    (lexical / "meta.json").write_text('{"segments": "none"}')
+    size, digest = folder_digest(lexical)
+    manifest.update(lexical_bytes=size, lexical_sha256=digest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
@@ -110,7 +134,10 @@ def index_of_an_older_format(folder: Path, manifest: dict[str, Any]) -> None:
         (garble_manifest, "cannot be read"),
         (wrong_types_in_manifest, "wrong type: chunk_watermark"),
         (manifest_of_an_older_version, "written by an older version"),
-        (index_of_an_older_format, "an index of format 1; this version builds format 2"),
+        (index_of_an_older_format, "an index of format 1; this version builds format 3"),
+        (tear_lexical_segment, "not the digest it was written with"),
+        (remove_lexical_folder, "cannot be read"),
+        (unreadable_by_tantivy, "tantivy cannot open"),
     ],
 )
 def test_a_damaged_snapshot_is_rebuilt_from_the_database_and_replaced(
@@ -131,6 +158,7 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_database_and_replaced(
     [warning] = [r.getMessage() for r in caplog.records if DISCARDED in r.getMessage()]
     assert reason in warning and "rebuilding the index from the vectors in the database" in warning
     assert current.index.count == 12 and current.chunk_watermark == 12
+    assert current.lexical is not None and current.lexical.count == 12
     finds_each_vector_itself(current, vectors)
 
     IndexKeeper(store, manager, 1.0, 1.0).snapshot_changed()  # nothing new, yet it replaces it
@@ -142,6 +170,7 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_database_and_replaced(
         reloaded = IndexManager(store, tmp_path / "idx", 1000).get(collection)
     assert not caplog.records
     finds_each_vector_itself(reloaded, vectors)
+    assert reloaded.lexical is not None and reloaded.lexical.count == 12
 
 
 def test_a_snapshot_of_another_database_in_the_same_folder_is_not_used(

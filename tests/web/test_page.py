@@ -53,6 +53,31 @@ def test_language_filter_changes_the_results(web_server: str, page: Any) -> None
     assert result_ids(page)[0] == "coffee-ar"
 
 
+def test_modes_and_marked_words(web_server: str, page: Any) -> None:
+    page.goto(web_server)
+    ask(page, "Eiffel Tower")
+    first = page.locator(".result").first
+    assert first.locator(".snippet mark").count() >= 1  # hybrid: the question's words marked
+    marks = {m.lower() for m in page.locator(".result .snippet mark").all_inner_texts()}
+    assert marks <= {"eiffel", "tower"}
+    assert "matching words" in (first.locator(".score").get_attribute("title") or "")
+    page.select_option("#mode", "lexical")
+    expect(page).to_have_url(re.compile(r"mode=lexical"))
+    expect(page.locator(".result").first.locator(".score")).not_to_have_attribute(
+        "title", re.compile("meaning")
+    )  # lexical: word matches only, each result marked
+    results = page.locator(".result")
+    assert all(results.nth(n).locator(".snippet mark").count() for n in range(results.count()))
+    page.select_option("#mode", "dense")
+    expect(page).to_have_url(re.compile(r"mode=dense"))
+    expect(page.locator(".result .snippet mark")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#mode")).to_have_value("dense")
+    ask(page, 'the "unclosed phrase')
+    page.select_option("#mode", "hybrid")
+    expect(page.locator("#message")).to_contain_text("unclosed quote")
+
+
 def test_more_results_append_the_next_page(web_server: str, page: Any) -> None:
     page.goto(f"{web_server}/?k=5")
     ask(page, "mountain")

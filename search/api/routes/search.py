@@ -11,7 +11,7 @@ from search.api.models import error_responses
 from search.api.security import require_read
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
-from search.schemas import SearchRequest, SearchResponse
+from search.schemas import DEFAULT_MODE, SearchMode, SearchRequest, SearchResponse
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_read)])
 
@@ -49,7 +49,12 @@ def search_get(
     collection: str = DEFAULT_COLLECTION,
     nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
     offset: Annotated[int, Query(ge=0, description="Results to skip (paging).")] = 0,
+    mode: Annotated[
+        SearchMode, Query(description="dense, lexical or hybrid (the default).")
+    ] = DEFAULT_MODE,
 ) -> SearchResponse:
     """The same search as a GET, for links and the web page."""
-    request = SearchRequest(query=q, k=k, languages=lang or None, nprobe=nprobe, offset=offset)
+    request = SearchRequest(
+        query=q, k=k, languages=lang or None, nprobe=nprobe, offset=offset, mode=mode
+    )
     return _answer(engine, collection, request, response)
