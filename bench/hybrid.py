@@ -60,7 +60,7 @@ from search.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
 PAIR_LANGUAGES = ("de", "es", "ru", "zh", "ar", "hi", "th")
-WEIGHTS = (0.05, 0.1, 0.2)
+WEIGHTS = (0.1, 0.2, 0.3)
 DEPTH = 100  # how deep the dense and lexical lists go for the fusions computed here
 RRF_K = 60
 

@@ -36,10 +36,11 @@ class LexicalQuery:
         """The distinct terms that mean the same in every language (codes, numbers)."""
         return tuple(word for word in self.words if is_identifier(word))
 
-    def attainable(self, frequencies: list[int], chunks: int) -> float:
-        """The most BM25 a chunk could score for this question: the share of it a chunk
-        reaches is its lexical evidence, comparable across questions and collections."""
-        return sum(idf(df, chunks) for df in frequencies) * (1 + BM25_K1)
+    def attainable(self, words: tuple[str, ...], frequencies: dict[str, int], chunks: int) -> float:
+        """The most BM25 a chunk could score over `words` (some of this question's, with
+        their document frequencies): the share of it a chunk reaches is its evidence,
+        comparable across questions and collections."""
+        return sum(idf(frequencies[word], chunks) for word in words) * (1 + BM25_K1)
 
 
 def idf(document_frequency: int, chunks: int) -> float:

@@ -13,7 +13,14 @@ import numpy as np
 from search.collections import check_model
 from search.embedders import Embedder
 from search.errors import XlsearchError
-from search.fusion import LEXICAL_WEIGHT, Ranked, fuse, is_keyword_query, same_language
+from search.fusion import (
+    LEXICAL_WEIGHT,
+    Evidence,
+    Ranked,
+    fuse,
+    is_keyword_query,
+    same_language,
+)
 from search.index_manager import CollectionIndex, IndexManager
 from search.language import QUERY_TRIALS, detect_language
 from search.lexical_index import LexicalIndex
@@ -146,15 +153,16 @@ class SearchService:
                 )
             dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
         if lexical is None or not lexical.words:
-            return fuse(dense, {}, 0.0), matching, self._hits(dense, watch)
+            return fuse(dense, Evidence(), 0.0), matching, self._hits(dense, watch)
         with watch.stage("lexical"):
             found = index.lexical_search(
                 lexical.words, fetch, request.languages, request.filter,
                 plan.with_phrases if plan.vector is None else None,
             )
             view = index.lexical_view()
-            frequencies, chunks = view.document_frequencies(lexical.words)
-            attainable = lexical.attainable(frequencies, chunks)
+            counts, chunks = view.document_frequencies(lexical.words)
+            frequencies = dict(zip(lexical.words, counts, strict=True))
+            attainable = lexical.attainable(lexical.words, frequencies, chunks)
         if len(found.ids) == fetch:
             matching = float("inf")
         if plan.vector is None:  # lexical mode: BM25 order, as a share of the attainable
@@ -177,7 +185,10 @@ class SearchService:
                 if i in holding or not plan.in_question_language(langs.get(i, "und"))
             }
         with watch.stage("lexical"):
-            evidence = self._evidence(view, plan, dense, langs, attainable)
+            evidence = self._evidence(
+                view, plan, dense, langs,
+                (attainable, lexical.attainable(lexical.identifiers, frequencies, chunks)),
+            )
         return fuse(dense, evidence, self._lexical_weight), matching, hits
 
     def _hits(self, chunks: Iterable[int], watch: Stopwatch) -> dict[int, ChunkHit]:
@@ -190,21 +201,32 @@ class SearchService:
         plan: _Plan,
         candidates: dict[int, float],
         langs: dict[int, str],
-        attainable: float,
-    ) -> dict[int, float]:
-        """Each candidate's share of the attainable BM25: over every word of the question
-        where it is in the question's language, over its identifiers elsewhere."""
+        attainable: tuple[float, float],
+    ) -> Evidence:
+        """Each candidate's BM25 over the question's identifiers and, in the question's
+        language, over its other words, as shares of what those could attain (`attainable`:
+        all the question's words, its identifiers)."""
         lexical = plan.lexical_read
-        alike = [plan.in_question_language(langs.get(i, "und")) for i in candidates]
         ids = np.fromiter(candidates, np.int64, len(candidates))
-        same, other = ids[np.array(alike, bool)], ids[~np.array(alike, bool)]
-        evidence: dict[int, float] = {}
-        for group, words in ((same, lexical.words), (other, lexical.identifiers)):
-            scores = view.scores(words, group).tolist()
-            for chunk_id, score in zip(group.tolist(), scores, strict=True):
-                if score > 0:
-                    evidence[chunk_id] = score / attainable
-        return evidence
+        alike = np.array([plan.in_question_language(langs.get(i, "und")) for i in candidates],
+                         bool)
+        of_all, of_identifiers = attainable
+        identifiers = view.scores(lexical.identifiers, ids)
+        same = ids[alike]
+        words = np.maximum(view.scores(lexical.words, same) - identifiers[alike], 0)
+        counted = identifiers.copy()
+        counted[alike] += words
+        return Evidence(
+            identifiers=_shares(ids, identifiers, of_identifiers),
+            words=dict(zip(same.tolist(), (words / of_all).tolist(), strict=True)),
+            counted=_shares(ids, counted, of_all),
+        )
+
+
+def _shares(ids: np.ndarray, scores: np.ndarray, attainable: float) -> dict[int, float]:
+    """Non-zero BM25 scores as shares of `attainable`, by chunk id."""
+    found = scores > 0
+    return dict(zip(ids[found].tolist(), (scores[found] / attainable).tolist(), strict=True))
 
 
 @dataclass

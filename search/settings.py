@@ -102,11 +102,11 @@ class Settings(BaseSettings):
         4, ge=1, description="Chunks fetched per wanted document before grouping."
     )
     lexical_weight: float = Field(
-        0.1,
+        0.2,
         ge=0,
         le=1,
-        description="Hybrid search: how much lexical evidence (0..1, the share of the "
-        "question's BM25 weight a chunk matches) adds to the cosine score.",
+        description="Hybrid search: how far lexical evidence (0..1: the share of the "
+        "question's identifiers, or of its words, that a chunk matches) moves the cosine score.",
     )
     ingest_batch_documents: int = Field(
         32, ge=1, description="Documents embedded together during ingestion."
