@@ -200,8 +200,9 @@ class LexicalIndex:
         raise RuntimeError(f"could not copy a stable commit of {self.working}")
 
     def close(self) -> None:
-        """Drop the working folder (the snapshots stay)."""
-        del self._writer, self._searcher, self._index
+        """Drop the working folder (the snapshots stay). A search still holding this index
+        (it was swapped out under it) keeps reading its open segments."""
+        self._writer.rollback()
         shutil.rmtree(self.working, ignore_errors=True)
 
 
