@@ -135,15 +135,20 @@ class LexicalIndex:
         return [searcher.doc_freq(BODY, term) for term in terms], int(searcher.num_docs)
 
     def search(self, words: Sequence[str], k: int) -> LexicalHits:
-        """The `k` best chunks by BM25 over `words`."""
+        """The `k` best chunks by BM25 over `words`, ties broken by chunk id (so that every
+        replica answers alike, however its segments were written)."""
         if not words or k < 1:
             return LexicalHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        searcher = self._searcher
-        hits = searcher.search(_any_of(words), k).hits
-        ids = np.fromiter(
-            (searcher.doc(address)[CHUNK][0] for _, address in hits), np.int64, len(hits)
-        )
-        return LexicalHits(ids, np.fromiter((s for s, _ in hits), np.float32, len(hits)))
+        searcher, query, asked = self._searcher, _any_of(words), k
+        while True:
+            hits = searcher.search(query, asked).hits
+            if len(hits) < asked or hits[-1][0] < hits[k - 1][0]:
+                break  # every chunk tied with the k-th is in
+            asked *= 2
+        ids = np.fromiter((searcher.doc(a)[CHUNK][0] for _, a in hits), np.int64, len(hits))
+        scores = np.fromiter((s for s, _ in hits), np.float32, len(hits))
+        order = np.lexsort((ids, -scores))[:k]
+        return LexicalHits(ids[order], scores[order])
 
     def scores(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """BM25 over `words` of each chunk of `ids` (0 where none occurs), in `ids`' order."""

@@ -5,13 +5,16 @@ and hybrid search keeps what dense search finds across languages."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from indexer.pipeline import Ingestor
 from search.engine import Engine
 from search.index_manager import IndexManager
+from search.lexical_index import LexicalIndex
 from search.lexical_tokens import tokenize
 from search.schemas import DocumentIn, SearchRequest, SearchResponse
 
@@ -137,3 +140,12 @@ def test_a_snapshot_reloads_the_same_lexical_view(engine: Engine, tmp_path: obje
 def test_filters_apply_to_the_lexical_side(engine: Engine) -> None:
     found = search(engine, "E-4471 E-4417 E-4714", mode="lexical", languages=["de", "fr"])
     assert set(ids(found)) == {"e4417", "e4714"}
+
+
+def test_ties_are_broken_by_chunk_id_however_segments_were_written(tmp_path: Path) -> None:
+    index = LexicalIndex(tmp_path / "lexical")
+    for first in (30, 10, 20, 0):  # four commits: four segments, written out of id order
+        index.add(np.arange(first + 1, first + 11), ["the same words"] * 10)
+        index.commit()
+    hits = index.search(["words"], 5)
+    assert hits.ids.tolist() == [1, 2, 3, 4, 5] and len(set(hits.scores.tolist())) == 1
