@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from search.language import language_from_script
 
-LEXICAL_WEIGHT = 0.2
+LEXICAL_WEIGHT = 0.1
 KEYWORD_WORDS = 3
 
 

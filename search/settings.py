@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         4, ge=1, description="Chunks fetched per wanted document before grouping."
     )
     lexical_weight: float = Field(
-        0.2,
+        0.1,
         ge=0,
         le=1,
         description="Hybrid search: how far lexical evidence (0..1: the share of the "
