@@ -15,7 +15,8 @@ settings (IVF from 50,000 chunks), and builds its indexes.
 * Search latency: 300 XQuAD questions (25 per language) searched one at a time through
   `engine.searcher` in each mode, query vectors taken from the cache (so the model's time,
   the same in dense and hybrid, is left out); the modes alternate question by question;
-  p50 and p99 of `took_ms`. "added" is hybrid's p50 minus dense's.
+  p50 and p99 of `took_ms`, "added" is each mode's p50 minus dense's, and the median time of
+  each stage (language detection, embedding lookup, FAISS, lexical, database fetches).
 
     python -m bench.hybrid_speed                 # 103k chunks
     python -m bench.hybrid_speed --copies 1      # 17k chunks, a quick look
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lexical.close()
                 log(f"lexical indexing {repeat + 1}: {rates[-1]:.0f} chunks/s")
             took: dict[str, list[float]] = {"dense": [], "lexical": [], "hybrid": []}
+            stages: dict[str, dict[str, list[float]]] = {mode: {} for mode in took}
             for mode in took:  # warm up each path
                 engine.searcher.search("default", SearchRequest(query=questions[0], mode=mode))
             for question in questions:
@@ -109,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         request = SearchRequest(query=question, mode=mode)  # type: ignore[arg-type]
                     except ValueError:
                         continue
-                    times.append(engine.searcher.search("default", request).took_ms)
+                    answer, watch = engine.searcher.search_timed("default", request)
+                    times.append(answer.took_ms)
+                    for stage, ms in watch.stages_ms.items():
+                        stages[mode].setdefault(stage, []).append(ms)
         finally:
             engine.close()
     print(f"# Lexical side cost ({machine_description()}; {code_version()})\n")
@@ -123,6 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [[mode, len(times), f"{percentile(times, 50):.2f}", f"{percentile(times, 99):.2f}",
              f"{percentile(times, 50) - dense_p50:+.2f}"] for mode, times in took.items()]
     print(format_table(["mode", "searches", "p50 ms", "p99 ms", "p50 added to dense"], rows))
+    print()
+    names = sorted({stage for per_mode in stages.values() for stage in per_mode})
+    print(format_table(
+        ["mode", *(f"{name} ms (median)" for name in names)],
+        [[mode, *(f"{statistics.median(per_mode[name]):.2f}" if name in per_mode else "–"
+                  for name in names)] for mode, per_mode in stages.items()],
+    ))
     return 0
 
 

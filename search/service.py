@@ -154,18 +154,21 @@ class SearchService:
             dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
         if lexical is None or not lexical.words:
             return fuse(dense, Evidence(), 0.0), matching, self._hits(dense, watch)
+        # In hybrid mode the dense side brings `fetch` candidates; the lexical side adds its
+        # best few, for a page's worth of documents (identifier matches the model missed).
+        asked = fetch if plan.vector is None else max(1, fetch // self._overfetch)
         with watch.stage("lexical"):
             found = index.lexical_search(
-                lexical.words, fetch, request.languages, request.filter,
+                lexical.words, asked, request.languages, request.filter,
                 plan.with_phrases if plan.vector is None else None,
             )
             view = index.lexical_view()
             counts, chunks = view.document_frequencies(lexical.words)
             frequencies = dict(zip(lexical.words, counts, strict=True))
             attainable = lexical.attainable(lexical.words, frequencies, chunks)
-        if len(found.ids) == fetch:
-            matching = float("inf")
         if plan.vector is None:  # lexical mode: BM25 order, as a share of the attainable
+            if len(found.ids) == fetch:
+                matching = float("inf")  # there may be more
             shares = found.scores.astype(np.float64) / attainable
             ranked = [Ranked(int(i), float(e), None, float(e)) for i, e in zip(found.ids, shares,
                                                                               strict=True)]
