@@ -14,14 +14,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tantivy
 
-from search.lexical_tokens import Term, tokenize
+from search.lexical_tokens import Span, Term, term_spans
 
 CHUNK, BODY = "chunk", "body"
 WRITER_HEAP_BYTES = 32_000_000
@@ -51,10 +51,13 @@ class LexicalHits:
     scores: np.ndarray
 
 
-def _document(chunk_id: int, text: str) -> tantivy.Document:
+Tokenizer = Callable[[str], Sequence[Span]]
+
+
+def _document(chunk_id: int, text: str, tokenizer: Tokenizer) -> tantivy.Document:
     document = tantivy.Document()
     document.add_integer(CHUNK, chunk_id)
-    tokens = [tantivy.Token(t.text, t.position, t.start, t.end) for t in tokenize(text)]
+    tokens = [tantivy.Token(*span) for span in tokenizer(text)]
     document.add_pre_tokenized_text(BODY, tantivy.PreTokenizedString(text, tokens))
     return document
 
@@ -87,9 +90,11 @@ def folder_digest(folder: Path) -> tuple[int, str]:
 class LexicalIndex:
     """BM25 over chunk texts in a private working folder; `add`/`remove` then `commit`."""
 
-    def __init__(self, working: Path) -> None:
-        """Open (or create) the index in `working`, a folder no other process uses."""
+    def __init__(self, working: Path, tokenizer: Tokenizer = term_spans) -> None:
+        """Open (or create) the index in `working`, a folder no other process uses; texts
+        are cut into terms by `tokenizer` (another one only to compare them, bench/)."""
         self.working = working
+        self._tokenizer = tokenizer
         working.mkdir(parents=True, exist_ok=True)
         try:
             self._index = tantivy.Index(SCHEMA, path=str(working), reuse=True)
@@ -111,7 +116,7 @@ class LexicalIndex:
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         for chunk_id, text in zip(ids.tolist(), texts, strict=True):
-            self._writer.add_document(_document(chunk_id, text))
+            self._writer.add_document(_document(chunk_id, text, self._tokenizer))
         self._pending = self._pending or len(texts) > 0
 
     def remove(self, ids: np.ndarray) -> None:
