@@ -140,21 +140,11 @@ def verified_index_file(folder: Path, manifest: Manifest) -> Path:
 
     Raises UnusableSnapshot for a missing, truncated or overwritten file.
     """
-    name = manifest.index_file
-    if Path(name).name != name or not fnmatch(name, "index-*.faiss"):
-        raise UnusableSnapshot(f"the manifest names {name!r}, not an index file of its folder")
-    path = folder / name
-    try:
-        size = path.stat().st_size
-        if size != manifest.index_bytes:
-            raise UnusableSnapshot(
-                f"{path} has {size} bytes where {manifest.index_bytes} were written (truncated?)"
-            )
-        if _sha256(path) != manifest.index_sha256:
-            raise UnusableSnapshot(f"{path} does not match the SHA-256 it was written with")
-    except OSError as error:
-        raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
-    return path
+    return _verified(
+        folder, manifest.index_file, "index-*.faiss", "an index file",
+        (manifest.index_bytes, manifest.index_sha256),
+        lambda path: (path.stat().st_size, _sha256(path)),
+    )
 
 
 def verified_lexical_folder(folder: Path, manifest: Manifest) -> Path:
@@ -162,19 +152,34 @@ def verified_lexical_folder(folder: Path, manifest: Manifest) -> Path:
 
     Raises UnusableSnapshot for a missing, truncated or altered folder.
     """
-    name = manifest.lexical_folder
-    if Path(name).name != name or not fnmatch(name, "lexical-*"):
-        raise UnusableSnapshot(f"the manifest names {name!r}, not a lexical folder of its folder")
+    return _verified(
+        folder, manifest.lexical_folder, "lexical-*", "a lexical folder",
+        (manifest.lexical_bytes, manifest.lexical_sha256), folder_digest,
+    )
+
+
+def _verified(
+    folder: Path,
+    name: str,
+    pattern: str,
+    what: str,
+    written: tuple[int, str],
+    measure: Callable[[Path], tuple[int, str]],
+) -> Path:
+    """`folder / name`, once `measure` gives the bytes and SHA-256 it was `written` with."""
+    if Path(name).name != name or not fnmatch(name, pattern):
+        raise UnusableSnapshot(f"the manifest names {name!r}, not {what} of its folder")
     path = folder / name
     try:
-        found = folder_digest(path)
+        size, digest = measure(path)
     except OSError as error:
         raise UnusableSnapshot(f"{path} cannot be read: {error}") from error
-    if found != (manifest.lexical_bytes, manifest.lexical_sha256):
+    if size != written[0]:
         raise UnusableSnapshot(
-            f"{path} holds {found[0]} bytes and not the digest it was written with "
-            f"({manifest.lexical_bytes} bytes)"
+            f"{path} has {size} bytes where {written[0]} were written (truncated?)"
         )
+    if digest != written[1]:
+        raise UnusableSnapshot(f"{path} does not match the SHA-256 it was written with")
     return path
 
 

@@ -135,7 +135,7 @@ def unreadable_by_tantivy(folder: Path, manifest: dict[str, Any]) -> None:
         (wrong_types_in_manifest, "wrong type: chunk_watermark"),
         (manifest_of_an_older_version, "written by an older version"),
         (index_of_an_older_format, "an index of format 1; this version builds format 3"),
-        (tear_lexical_segment, "not the digest it was written with"),
+        (tear_lexical_segment, "bytes where"),
         (remove_lexical_folder, "cannot be read"),
         (unreadable_by_tantivy, "tantivy cannot open"),
     ],
