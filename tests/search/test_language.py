@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections import Counter
 
-from search.language import detect_language
+import pytest
+from langdetect import DetectorFactory
+from langdetect.detector_factory import PROFILES_DIRECTORY
+
+from search.langdetect_fast import FastDetector
+from search.language import SAMPLE_CHARS, detect_language, sample
 
 
 @pytest.mark.parametrize(
@@ -46,3 +51,48 @@ def test_no_language_is_und(text: str) -> None:
 def test_detection_is_deterministic() -> None:
     ambiguous = "Taxi Hotel Restaurant Pizza"
     assert len({detect_language(ambiguous) for _ in range(20)}) == 1
+
+
+LANGDETECT_TEXTS = [
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris.",
+    "NASA and the USA, McDonald's and IBM: capitals, where langdetect skips n-grams.",
+    "Ниже — ТАСС сообщает: ООН и NATO.  Два   пробела, mail@example.com, https://x.org/a",
+    "Tiếng Việt có dấu: Hà Nội, Thành phố Hồ Chí Minh",  # decomposed marks are recombined
+    "诺曼人 (Robert Guiscard) 1059 年",
+    "a",
+    " leading and trailing spaces ",
+    "العربية مع some English words في الجملة",
+    "ROMÂNIA și Țara Românească: ș ț",
+]
+
+
+@pytest.mark.parametrize("text", LANGDETECT_TEXTS)
+def test_the_fast_detector_reads_the_n_grams_langdetect_reads(text: str) -> None:
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    reference = factory.create()
+    reference.append(text)
+    reference.cleaning_text()
+    detector = FastDetector(factory)
+    names = list(factory.word_lang_prob_map)
+    assert Counter(names[row] for row in detector.ngrams(text)) == Counter(
+        reference._extract_ngrams()
+    )
+
+
+def test_names_do_not_decide_the_language() -> None:
+    # XQuAD's Turkish paragraph that langdetect, reading the team names, may call German
+    turkish = (
+        "Güney Kaliforniya'daki profesyonel spor takımları arasında NFL'den (Los Angeles "
+        "Rams, San Diego Chargers); NBA'den (Los Angeles Lakers, Los Angeles Clippers); "
+        "MLB'den (Los Angeles Dodgers, Los Angeles Angels of Anaheim, San Diego Padres); "
+        "NHL'den (Los Angeles Kings, Anaheim Ducks) ve MLS'ten (LA Galaxy) takımlar bulunur."
+    )
+    assert detect_language(turkish) == "tr"
+    assert detect_language("Was ist der Unterschied zwischen Berlin und Paris?") == "de"
+
+
+def test_a_long_text_is_read_from_a_sample() -> None:
+    english = "The committee met on Tuesday and agreed on the budget for next year. " * 3000
+    assert detect_language(english) == "en"
+    assert len(sample(english)) <= SAMPLE_CHARS + 2
