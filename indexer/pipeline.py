@@ -1,7 +1,8 @@
 """Turns documents into stored chunks and vectors: detect language, chunk, embed, write.
 
-Each document is written in its own transaction with all its chunks and vectors. A document
-whose text is unchanged is never embedded again; only changed fields are updated.
+A batch's documents are written with all their chunks and vectors in one transaction (a
+document the database refuses is written alone and fails alone). A document whose text is
+unchanged is never embedded again; only changed fields are updated.
 """
 
 from __future__ import annotations
@@ -179,8 +180,8 @@ class Ingestor:
         return EmbeddedBatch(batch.documents, settled, updates, to_write, vectors)
 
     def write(self, batch: EmbeddedBatch) -> list[IngestResult]:
-        """Write each changed document with its chunks and vectors, one transaction each,
-        and the metadata-only changes."""
+        """Write the changed documents with their chunks and vectors (one transaction for
+        the batch) and the metadata-only changes."""
         stale = [
             record.external_id
             for record in batch.updates
@@ -190,7 +191,7 @@ class Ingestor:
         if stale:  # its text changed after it was compared: write it whole, as given
             given = {document_id(doc): doc for doc in batch.documents}
             results.update((r.id, r) for r in self.ingest([given[doc_id] for doc_id in stale]))
-        offset = 0
+        documents, offset = [], 0
         for draft in batch.to_write:
             rows = [
                 ChunkRecord(
@@ -205,15 +206,36 @@ class Ingestor:
                 for n, (chunk, lang) in enumerate(zip(draft.chunks, draft.chunk_langs, strict=True))
             ]
             offset += len(rows)
-            replaced = self._store.write_document(self._collection.id, draft.record, rows)
-            doc_id = draft.record.external_id
-            results[doc_id] = IngestResult(
-                doc_id,
+            documents.append((draft.record, rows))
+        for (record, rows), replaced in zip(documents, self._write_all(documents), strict=True):
+            results[record.external_id] = IngestResult(
+                record.external_id,
                 "replaced" if replaced else "created",
                 len(rows),
-                sum(chunk.token_count for chunk in draft.chunks),
+                sum(row.token_count for row in rows),
             )
         return [results[document_id(doc)] for doc in batch.documents]
+
+    def _write_all(
+        self, documents: list[tuple[DocumentRecord, list[ChunkRecord]]]
+    ) -> list[bool]:
+        """Write the batch's documents in one transaction; should that fail, one by one, so
+        that a document the database refuses fails alone: the others are written, then the
+        first refusal is raised."""
+        try:
+            return self._store.write_documents(self._collection.id, documents)
+        except Exception:
+            if len(documents) == 1:
+                raise
+        replaced, refusal = [], None
+        for record, rows in documents:
+            try:
+                replaced.append(self._store.write_document(self._collection.id, record, rows))
+            except Exception as error:  # noqa: BLE001 - raised once the others are written
+                refusal = refusal or error
+        if refusal is not None:
+            raise refusal
+        return replaced
 
     def _record(self, doc_id: str, doc: DocumentIn, lang: str) -> DocumentRecord:
         return DocumentRecord(

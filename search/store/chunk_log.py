@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, cast, delete, func, null, select
+from sqlalchemy import BindParameter, Text, bindparam, cast, delete, func, null, select
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionDeleted
@@ -16,6 +16,16 @@ from search.store.sessions import Sessions
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
 SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_VECTORS = select(Chunk.id, Chunk.vector).where(Chunk.id.in_(_IDS))
+_HITS = (
+    select(
+        Chunk.id, Document.external_id, Document.title, Document.url, Document.lang,
+        Document.meta, Chunk.lang, Chunk.text, Chunk.char_start, Chunk.char_end,
+    )
+    .join(Document, Chunk.document_id == Document.id)
+    .where(Chunk.id.in_(_IDS))
+)
 LOG_LOCK_SPACE = 0x786C  # "xl": first key of the per-collection advisory lock on PostgreSQL
 
 
@@ -133,61 +143,39 @@ class ChunkLog(Sessions):
 
     def chunk_vectors(self, chunk_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
         """The stored vectors of these chunks, by id; missing ids are absent."""
-        found: dict[int, np.ndarray] = {}
-        with self.engine.connect() as connection:
-            for page in range(0, len(chunk_ids), SQL_IN_PAGE):
-                wanted = list(chunk_ids[page : page + SQL_IN_PAGE])
-                rows = connection.execute(
-                    select(Chunk.id, Chunk.vector).where(Chunk.id.in_(wanted))
-                )
-                found.update(
-                    (chunk_id, np.frombuffer(blob, dtype="<f4", count=dimension))
-                    for chunk_id, blob in rows
-                )
-        return found
+        return {
+            chunk_id: np.frombuffer(blob, dtype="<f4", count=dimension)
+            for chunk_id, blob in self._by_ids(_VECTORS, chunk_ids)
+        }
 
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.
 
         Selects plain columns rather than ORM objects: this runs on every search.
         """
-        columns = (
-            Chunk.id,
-            Document.external_id,
-            Document.title,
-            Document.url,
-            Document.lang,
-            Document.meta,
-            Chunk.lang,
-            Chunk.text,
-            Chunk.char_start,
-            Chunk.char_end,
-        )
-        hits: dict[int, ChunkHit] = {}
+        return {
+            chunk_id: ChunkHit(
+                chunk_id=chunk_id,
+                document_id=external_id,
+                title=title,
+                url=url,
+                lang=lang,
+                metadata=dict(meta or {}),
+                chunk_lang=chunk_lang,
+                text=text,
+                start=start,
+                end=end,
+            )
+            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end
+            in self._by_ids(_HITS, chunk_ids)
+        }
+
+    def _by_ids(self, statement: Any, chunk_ids: Sequence[int]) -> list[Any]:
+        """The rows of a statement built once over `:ids` (what every search runs: no
+        statement is built or compiled per call), `SQL_IN_PAGE` ids at a time."""
+        rows: list[Any] = []
         with self.engine.connect() as connection:
             for page in range(0, len(chunk_ids), SQL_IN_PAGE):
-                rows = connection.execute(
-                    select(*columns)
-                    .join(Document, Chunk.document_id == Document.id)
-                    .where(Chunk.id.in_(list(chunk_ids[page : page + SQL_IN_PAGE])))
-                )
-                hits.update(
-                    (
-                        chunk_id,
-                        ChunkHit(
-                            chunk_id=chunk_id,
-                            document_id=external_id,
-                            title=title,
-                            url=url,
-                            lang=lang,
-                            metadata=dict(meta or {}),
-                            chunk_lang=chunk_lang,
-                            text=text,
-                            start=start,
-                            end=end,
-                        ),
-                    )
-                    for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end
-                    in rows
-                )
-        return hits
+                wanted = [int(i) for i in chunk_ids[page : page + SQL_IN_PAGE]]
+                rows += connection.execute(statement, {"ids": wanted}).all()
+        return rows

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from search.store.chunk_log import bury_chunks, lock_log, renew_chunks
 from search.store.records import ChunkRecord, DocumentRecord, detached, storable
@@ -53,34 +53,61 @@ class DocumentRepository(Sessions):
         An existing document with the same external id is replaced (its old chunks become
         tombstones for the indexes). Returns True when a document was replaced.
         """
+        return self.write_documents(collection_id, [(record, chunks)])[0]
+
+    def write_documents(
+        self,
+        collection_id: int,
+        documents: Sequence[tuple[DocumentRecord, Sequence[ChunkRecord]]],
+    ) -> list[bool]:
+        """`write_document` for many documents (distinct ids) in one transaction: a batch
+        of ingestion is a handful of statements, not a few per document. All or none of
+        them are written; returns, for each, whether it replaced a stored document."""
+        if not documents:
+            return []
         with self.writing() as session:
             lock_log(session, collection_id)
-            row = session.scalar(self._document_query(collection_id, record.external_id))
-            replaced = row is not None
-            if row is None:
-                row = Document(collection_id=collection_id, external_id=record.external_id)
-                session.add(row)
-            else:
-                bury_chunks(session, collection_id, row.id)
-            self._apply_fields(row, record)
-            row.content_hash = record.content_hash
-            row.text = record.text
-            session.flush()
-            session.add_all(
-                Chunk(
-                    document_id=row.id,
-                    collection_id=collection_id,
-                    ordinal=chunk.ordinal,
-                    char_start=chunk.start,
-                    char_end=chunk.end,
-                    token_count=chunk.token_count,
-                    lang=chunk.lang,
-                    text=chunk.text,
-                    vector=np.asarray(chunk.vector, dtype="<f4").tobytes(),
+            wanted = [record.external_id for record, _ in documents]
+            stored = {
+                row.external_id: row
+                for row in session.scalars(
+                    select(Document).where(
+                        Document.collection_id == collection_id,
+                        Document.external_id.in_(wanted),
+                    )
                 )
+            }
+            rows = []
+            for record, _ in documents:
+                row = stored.get(record.external_id)
+                if row is None:
+                    row = Document(collection_id=collection_id, external_id=record.external_id)
+                    session.add(row)
+                else:
+                    bury_chunks(session, collection_id, row.id)
+                self._apply_fields(row, record)
+                row.content_hash = record.content_hash
+                row.text = record.text
+                rows.append(row)
+            session.flush()  # the new documents' ids
+            chunk_rows = [
+                {
+                    "document_id": row.id,
+                    "collection_id": collection_id,
+                    "ordinal": chunk.ordinal,
+                    "char_start": chunk.start,
+                    "char_end": chunk.end,
+                    "token_count": chunk.token_count,
+                    "lang": chunk.lang,
+                    "text": chunk.text,
+                    "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
+                }
+                for row, (_, chunks) in zip(rows, documents, strict=True)
                 for chunk in chunks
-            )
-            return replaced
+            ]
+            if chunk_rows:
+                session.execute(insert(Chunk), chunk_rows)
+            return [record.external_id in stored for record, _ in documents]
 
     def update_document_fields(self, collection_id: int, record: DocumentRecord) -> bool:
         """Change title, url, language and metadata of a document whose stored text is still

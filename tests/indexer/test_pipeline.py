@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy
 
 from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
 from indexer.readers import ReadError
@@ -317,3 +319,27 @@ def test_a_metadata_change_never_lands_on_text_replaced_meanwhile(
         {"v": "A"},
     )
     assert result.status == "replaced"
+
+
+def test_a_batch_is_one_write_and_a_document_the_database_refuses_fails_alone(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    database = engine.settings.resolved_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:  # a real refusal, by the database itself
+        connection.execute(
+            "CREATE TRIGGER refuse_d1 BEFORE INSERT ON documents WHEN NEW.external_id = 'd1' "
+            "BEGIN SELECT RAISE(ABORT, 'd1 is refused'); END"
+        )
+    statements: list[str] = []
+    sqlalchemy.event.listen(engine.store.engine, "before_cursor_execute",
+                            lambda *args: statements.append(args[2]))
+    ingestor = ingestor_for(engine)
+    ingestor.ingest([note(3), note(4), note(5)])
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO CHUNKS")]
+    assert len(inserts) == 1, "the batch's chunks in one statement"
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="d1 is refused"):
+        ingestor.ingest([note(0), note(1), note(2)])
+    collection = engine.store.get_collection("default")
+    assert [engine.store.find_document(collection.id, f"d{n}") is not None
+            for n in range(6)] == [True, False, True, True, True, True]
