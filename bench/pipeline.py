@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +56,7 @@ from bench.common import (
 from bench.instant_server import text_vector
 from bench.serve import (
     job_seconds,
+    load_test,
     mixed_documents,
     percentiles,
     questions,
@@ -227,51 +227,6 @@ def documents_wait(base: str, documents: list[dict[str, Any]], batch: int = 64) 
         return len(documents) / (time.perf_counter() - started)
 
 
-def server_timing(header: str) -> dict[str, float]:
-    stages = {}
-    for part in header.split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if duration:
-            stages[name] = float(duration)
-    return stages
-
-
-def search_load(base: str, queries: list[str], clients: int, total: int
-                ) -> tuple[list[float], float, list[dict[str, float]]]:
-    """Latencies (s), wall time and the Server-Timing stages of `total` searches spread over
-    `clients` threads with their own connections."""
-    latencies: list[float] = []
-    timings: list[dict[str, float]] = []
-    lock = threading.Lock()
-    per_client = max(1, total // clients)
-    failures: list[str] = []
-
-    def client(number: int) -> None:
-        with httpx.Client(base_url=base, timeout=120) as http:
-            for i in range(per_client):
-                query = queries[(number * per_client + i) % len(queries)]
-                t0 = time.perf_counter()
-                response = http.post("/v1/collections/default/search",
-                                     json={"query": query, "k": 10})
-                elapsed = time.perf_counter() - t0
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-                    continue
-                with lock:
-                    latencies.append(elapsed)
-                    timings.append(server_timing(response.headers.get("Server-Timing", "")))
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise RuntimeError(f"{len(failures)} searches failed, e.g. {failures[0]}")
-    return latencies, time.perf_counter() - started, timings
-
-
 def served(documents: list[dict[str, Any]], queries: list[str], searches: int, workdir: Path
            ) -> tuple[list[list[object]], list[str], list[list[object]]]:
     """Rows of the paths through the instant embedding server, and the Server-Timing
@@ -293,9 +248,9 @@ def served(documents: list[dict[str, Any]], queries: list[str], searches: int, w
             rate = documents_wait(base, [{**d, "id": "wait-" + d["id"]} for d in documents])
             log(f"documents, wait: {rate:.0f} docs/s")
             rows.append(["`POST …/documents` `wait: true`, 64 a batch", f"{rate:,.0f} docs/s"])
-            search_load(base, queries, 1, 30)  # warm up
+            load_test(base, queries, 1, 30)  # warm up
             for clients in (1, 8, 32):
-                latencies, wall, timings = search_load(base, queries, clients, searches)
+                latencies, wall, timings = load_test(base, queries, clients, searches)
                 p50, _, p99 = percentiles(latencies)
                 qps = len(latencies) / wall
                 log(f"search, {clients} clients: p50 {p50:.2f} ms, p99 {p99:.2f}, {qps:.0f}/s")

@@ -156,9 +156,23 @@ def job_seconds(job: dict[str, Any]) -> float:
     return (finished - created).total_seconds()
 
 
-def load_test(base: str, queries: list[str], clients: int, total: int) -> tuple[list[float], float]:
-    """Latencies (s) of `total` searches spread over `clients` threads, and the wall time."""
+def server_timing(header: str) -> dict[str, float]:
+    """The stages of a `Server-Timing` header, in ms by name."""
+    stages = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            stages[name] = float(duration)
+    return stages
+
+
+def load_test(
+    base: str, queries: list[str], clients: int, total: int
+) -> tuple[list[float], float, list[dict[str, float]]]:
+    """Latencies (s) of `total` searches spread over `clients` threads (each with its own
+    connection), the wall time, and each answer's Server-Timing stages."""
     latencies: list[float] = []
+    timings: list[dict[str, float]] = []
     lock = threading.Lock()
     per_client = max(1, total // clients)
 
@@ -174,6 +188,7 @@ def load_test(base: str, queries: list[str], clients: int, total: int) -> tuple[
                 response.raise_for_status()
                 with lock:
                     latencies.append(elapsed)
+                    timings.append(server_timing(response.headers.get("Server-Timing", "")))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
@@ -181,7 +196,9 @@ def load_test(base: str, queries: list[str], clients: int, total: int) -> tuple[
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, time.perf_counter() - started
+    if len(latencies) < per_client * clients:
+        raise RuntimeError(f"{per_client * clients - len(latencies)} searches failed")
+    return latencies, time.perf_counter() - started, timings
 
 
 def percentiles(latencies: Sequence[float]) -> tuple[float, float, float]:
@@ -230,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             for clients in (8, 32):
                 log(f"{clients} client(s) ...")
-                latencies, wall = load_test(base, queries, clients, args.searches)
+                latencies, wall, _ = load_test(base, queries, clients, args.searches)
                 rows.append([f"{clients}", *percentiles(latencies), len(latencies) / wall])
 
             log("8 clients during an ingestion job ...")
@@ -238,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             job_id = upload_job(base, second, workdir)
             while httpx.get(f"{base}/v1/jobs/{job_id}").json()["status"] == "queued":
                 time.sleep(0.05)
-            latencies, wall = load_test(base, queries, 8, args.searches)
+            latencies, wall, _ = load_test(base, queries, 8, args.searches)
             still_running = httpx.get(f"{base}/v1/jobs/{job_id}").json()["status"] == "running"
             rows.append(
                 [
