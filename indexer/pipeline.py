@@ -8,6 +8,7 @@ unchanged is never embedded again; only changed fields are updated.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -16,6 +17,7 @@ from itertools import islice
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+from sqlalchemy.exc import DataError, IntegrityError
 
 from indexer.chunking import Chunk, Chunker
 from indexer.readers import ReadError
@@ -27,6 +29,8 @@ from search.language import LanguageDetector
 from search.schemas import DocumentIn
 from search.store.records import ChunkRecord, CollectionInfo, DocumentRecord
 from search.store.repository import Store
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["created", "replaced", "updated", "unchanged"]
 T = TypeVar("T")
@@ -219,19 +223,22 @@ class Ingestor:
     def _write_all(
         self, documents: list[tuple[DocumentRecord, list[ChunkRecord]]]
     ) -> list[bool]:
-        """Write the batch's documents in one transaction; should that fail, one by one, so
-        that a document the database refuses fails alone: the others are written, then the
-        first refusal is raised."""
+        """Write the batch's documents in one transaction. Should the database refuse a row
+        (a constraint, a value it cannot store), they are written one by one, so that the
+        refused document fails alone: the others are written, then the first refusal is
+        raised. Any other failure (a lock timeout, a lost connection) is raised at once."""
         try:
             return self._store.write_documents(self._collection.id, documents)
-        except Exception:
+        except (IntegrityError, DataError) as error:
             if len(documents) == 1:
                 raise
+            log.warning("the database refused a row of a batch (%s); writing its %d "
+                        "documents one by one", error.orig, len(documents))
         replaced, refusal = [], None
         for record, rows in documents:
             try:
                 replaced.append(self._store.write_document(self._collection.id, record, rows))
-            except Exception as error:  # noqa: BLE001 - raised once the others are written
+            except (IntegrityError, DataError) as error:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal

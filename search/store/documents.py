@@ -65,9 +65,11 @@ class DocumentRepository(Sessions):
         them are written; returns, for each, whether it replaced a stored document."""
         if not documents:
             return []
+        wanted = [record.external_id for record, _ in documents]
+        if len(set(wanted)) != len(wanted):
+            raise ValueError("write_documents takes each document id once")
         with self.writing() as session:
             lock_log(session, collection_id)
-            wanted = [record.external_id for record, _ in documents]
             stored = {
                 row.external_id: row
                 for row in session.scalars(
