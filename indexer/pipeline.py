@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any, Literal, TypeVar
 
@@ -35,6 +36,15 @@ log = logging.getLogger(__name__)
 Outcome = Literal["created", "replaced", "updated", "unchanged"]
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# Chunks per embedder call when the model runs on this CPU (about a second of work here), so
+# that a job told to stop stops within about that long; a GPU or a server gets the batch.
+LOCAL_EMBED_SLICE = 8
+
+
+class IngestionStopped(Exception):
+    """A batch was abandoned before anything of it was written (`should_stop` said so)."""
 
 
 @dataclass(frozen=True)
@@ -152,9 +162,12 @@ class Ingestor:
             drafts[doc_id] = _Draft(record, chunks, langs[: len(chunks)])
         return drafts
 
-    def embed(self, batch: PreparedBatch) -> EmbeddedBatch:
+    def embed(
+        self, batch: PreparedBatch, should_stop: Callable[[], bool] | None = None
+    ) -> EmbeddedBatch:
         """Settle documents whose text is stored; embed the chunks of the others. Writes
-        nothing, so a pipeline told to stop can drop the batch."""
+        nothing, so a pipeline told to stop can drop the batch: `should_stop` is asked
+        before each embedder call, and IngestionStopped raised when it says so."""
         settled: dict[str, IngestResult] = {}
         updates: list[DocumentRecord] = []
         to_write: list[_Draft] = []
@@ -176,12 +189,23 @@ class Ingestor:
             else:  # looked stored when prepared; a write in flight has changed it since
                 changed_since[doc_id] = batch.latest[doc_id]
         to_write += self._drafts(changed_since).values()
-        vectors = self._embedder.embed_documents(
-            [chunk.text for draft in to_write for chunk in draft.chunks],
-            instruction=self._collection.document_instruction,
-            dimension=self._collection.dimension,
-        )
+        vectors = self._vectors([c.text for d in to_write for c in d.chunks], should_stop)
         return EmbeddedBatch(batch.documents, settled, updates, to_write, vectors)
+
+    def _vectors(self, texts: list[str], should_stop: Callable[[], bool] | None) -> np.ndarray:
+        """The texts' vectors, in calls of `LOCAL_EMBED_SLICE` texts on this CPU (so that a
+        stop is heard between them), in one call elsewhere."""
+        step = LOCAL_EMBED_SLICE if self._embedder.runs_on_local_cpu else max(1, len(texts))
+        parts = []
+        for start in range(0, max(1, len(texts)), step):
+            if should_stop is not None and should_stop():
+                raise IngestionStopped
+            parts.append(self._embedder.embed_documents(
+                texts[start:start + step],
+                instruction=self._collection.document_instruction,
+                dimension=self._collection.dimension,
+            ))
+        return np.concatenate(parts)
 
     def write(self, batch: EmbeddedBatch) -> list[IngestResult]:
         """Write the changed documents with their chunks and vectors (one transaction for
@@ -355,6 +379,7 @@ def ingest_stream(
     on_batch: Callable[[IngestSummary, BatchReport], bool] | None = None,
     *,
     overlap: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> IngestSummary:
     """Ingest readers' output in batches of `batch_size` items, in order.
 
@@ -370,6 +395,10 @@ def ingest_stream(
     waits for that write, so it is compared with what is really stored. Without, each step
     runs in this thread and a batch is reported as soon as it is written; the next batch is
     read and prepared ahead all the same.
+
+    `should_stop` is asked while a batch is embedded (a job cancelled, a worker told to
+    stop): when it says so, that batch is dropped unwritten and the stream ends, with the
+    batches before it committed and reported.
     """
     summary = IngestSummary()
     batches = batched(items, batch_size)
@@ -391,6 +420,9 @@ def ingest_stream(
         return bool(on_batch and on_batch(summary, BatchReport(flight.items, flight.errors)))
 
     writing: Written | None = None  # the batch whose write may still be running
+    embed = ingestor.embed if should_stop is None else partial(
+        ingestor.embed, should_stop=should_stop
+    )
 
     def settle() -> bool:
         """Report the batch being written, once written; True when `on_batch` says stop."""
@@ -408,12 +440,14 @@ def ingest_stream(
                 upcoming = preparer.submit(take_next)
                 if writing is not None and writing[0].ids & flight.ids and settle():
                     return summary
-                embedded = flight.attempt(ingestor.embed, prepared)
+                embedded = flight.attempt(embed, prepared)
                 if settle():
                     return summary
                 writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)
                 if writing[1].done() and settle():  # always done without overlap
                     return summary
+            settle()
+        except IngestionStopped:
             settle()
         except BaseException:
             with suppress(Exception):  # a committed batch is counted before the error

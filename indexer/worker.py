@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -119,7 +120,8 @@ class Worker:
 
         try:
             batch_size = engine.settings.ingest_batch_documents
-            summary = ingest_stream(items, ingestor, batch_size, record, overlap=engine.overlap)
+            summary = ingest_stream(items, ingestor, batch_size, record, overlap=engine.overlap,
+                                    should_stop=StopCheck(self._stop, self._jobs, job.id))
         except XlsearchError as exc:
             self._jobs.finish(job.id, self.name, "failed", hide_root(str(exc), source))
             job.discard_upload()
@@ -138,6 +140,27 @@ class Worker:
         else:
             self._jobs.finish(job.id, self.name, "succeeded")
         job.discard_upload()
+
+
+class StopCheck:
+    """Whether a job's worker should stop now, asked while a batch is embedded: the worker
+    is told to (SIGTERM), or the job was cancelled (read from the database at most every
+    `every_s`), so either takes effect within about a second, not after the batch."""
+
+    def __init__(
+        self, stop: threading.Event, jobs: JobStore, job_id: str, every_s: float = 0.5
+    ) -> None:
+        self._stop, self._jobs, self._job_id, self._every_s = stop, jobs, job_id, every_s
+        self._checked = 0.0
+
+    def __call__(self) -> bool:
+        if self._stop.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._checked < self._every_s:
+            return False
+        self._checked = now
+        return self._jobs.get(self._job_id).cancel_requested
 
 
 ERROR_TEXT_LIMIT = 500  # characters of a job error's item or reason that are stored

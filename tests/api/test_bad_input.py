@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -85,6 +86,23 @@ def test_cancel_a_queued_job(make_client: MakeClient) -> None:
     assert client.get("/v1/jobs", params={"status": "cancelled"}).json()["jobs"][0]["id"] == job_id
     assert client.get("/v1/jobs/nope").status_code == 404
     assert client.delete("/v1/jobs/nope").status_code == 404
+
+
+def test_a_running_job_is_cancelled_within_its_batch(
+    make_client: MakeClient, bulk_slice_started: threading.Event
+) -> None:
+    client = make_client(ingest_batch_documents=32)
+    harvest = "The tea harvest began early that year in the hills above the river. " * 20
+    documents = [{"id": f"n{n}", "text": f"Note {n}. {harvest}"} for n in range(40)]
+    bulk_slice_started.clear()
+    job_id = client.post("/v1/collections/default/documents",
+                         json={"documents": documents}).json()["job_id"]
+    assert bulk_slice_started.wait(60), "the job never started embedding"
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 202
+    job = wait_for_job(client, job_id)
+    # the first batch (32 documents, four model calls) was dropped, not finished first
+    assert (job["status"], job["processed"]) == ("cancelled", 0)
+    assert stored(client) == (0, 0)
 
 
 def test_api_keys_guard_writes(make_client: MakeClient) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,8 @@ class RecordingIngestor(Ingestor):
     def prepare(self, documents: Any) -> Any:
         return self._timed("prepare", super().prepare, documents)
 
-    def embed(self, batch: Any) -> Any:
-        return self._timed("embed", super().embed, batch)
+    def embed(self, batch: Any, should_stop: Any = None) -> Any:
+        return self._timed("embed", partial(super().embed, should_stop=should_stop), batch)
 
     def write(self, batch: Any) -> Any:
         return self._timed("write", super().write, batch)

@@ -4,6 +4,7 @@ process's commits within two seconds."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,41 @@ def test_a_killed_worker_is_taken_over_without_loss_or_duplicates(
     index = IndexManager(engine.store, tmp_path / "fresh-indexes", 50_000).get(collection)
     _, found, _ = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 200)
     assert set(found[0][found[0] >= 0].tolist()) == chunk_ids
+    engine.close()
+
+
+def test_sigterm_stops_a_worker_within_its_batch_and_the_job_resumes(
+    tmp_path: Path, bundled_embedder: Embedder
+) -> None:
+    data_dir = tmp_path / "data"
+    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
+    collection = engine.store.get_collection("default")
+    source = tmp_path / "docs.jsonl"
+    with open(source, "w", encoding="utf-8") as handle:  # batches of 16 long notes: ~10 s each
+        for i in range(48):
+            text = f"Note {i}. " + "The harvest came in late, and the river ran high. " * 25
+            handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
+    jobs = JobStore(engine.store)
+    job_id = jobs.submit(collection.id, {"path": str(source)}, 0)
+    env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "16"}
+
+    first = xlsearch_process(data_dir, "worker", **env)
+    wait_until(lambda: jobs.get(job_id).processed >= 16, 180, "the first batch to commit")
+    first.terminate()
+    started = time.monotonic()
+    first.wait(timeout=60)
+    assert time.monotonic() - started < 5, "the worker finished its batch before stopping"
+    assert jobs.get(job_id).status == "queued" and jobs.get(job_id).processed == 16
+
+    second = xlsearch_process(data_dir, "worker", **env)
+    try:
+        wait_until(lambda: jobs.get(job_id).status == "succeeded", 300, "the job to resume")
+    finally:
+        second.terminate()
+        second.wait()
+    assert engine.store.count_documents(collection.id) == 48
+    with engine.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0
     engine.close()
 
 
