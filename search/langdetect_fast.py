@@ -10,9 +10,9 @@ own profiles, about four times faster:
   `NGram.normalize` (every character of the Basic Multilingual Plane; the others are left
   as they are, as langdetect leaves them); its URL, e-mail, Vietnamese and Latin-letter
   cleaning is done with its own regular expressions;
-* the n-grams are the same multiset as langdetect's (tests/search/test_language.py checks
-  it on XQuAD), cut from the whole text at once; words in capitals, where langdetect's
-  state machine skips some, go the slow way;
+* the n-grams are the same multiset as langdetect's (tests/search/test_language.py compares
+  them on texts that exercise its cleaning, capitals and scripts), cut from the whole text
+  at once; words in capitals, where langdetect's state machine skips some, go the slow way;
 * a trial draws n-grams at random and multiplies their language probabilities with
   langdetect's smoothing, convergence test and iteration limit, in log space and fifty
   draws at a time (numpy); the random stream is numpy's, seeded, so a text always gets the
@@ -54,7 +54,8 @@ class FastDetector:
         self._table = _normalisation_table()
 
     def ngrams(self, text: str) -> list[int]:
-        """Matrix rows of the text's known n-grams, in langdetect's order."""
+        """Matrix rows of the text's known n-grams: the multiset langdetect would draw from
+        (not in its order, which only its own random stream needed)."""
         text = _SPACES.sub(" ", NGram.normalize_vi(
             Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text)))[:_MAX_TEXT])
         if len(_LATIN.findall(text)) * 2 < len(_NON_LATIN.findall(text)):

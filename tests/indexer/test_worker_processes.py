@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from search.engine import Engine
 from search.index_manager import IndexManager
 from search.settings import Settings
 from search.store.jobs import JobInfo, JobStore
+from search.store.records import CollectionInfo
 from search.store.tables import Chunk, ChunkTombstone
 from tests.processes import xlsearch_process
 from tests.waiting import wait_until
@@ -24,86 +26,99 @@ from tests.waiting import wait_until
 TOPICS = ["tea", "coffee", "honey bees", "volcanoes", "the Moon", "glaciers", "trains"]
 
 
-def write_corpus(path: Path, count: int, first: int = 0) -> None:
-    """`count` short JSONL documents with ids doc-FIRST … on a handful of topics."""
+def write_corpus(path: Path, count: int, first: int = 0, filler: str = "") -> None:
+    """`count` JSONL documents with ids doc-FIRST … on a handful of topics (each one chunk),
+    made longer by `filler`."""
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(first, first + count):
             text = f"Note {i}: a few words about {TOPICS[i % len(TOPICS)]} and item number {i}."
+            if filler:
+                text = f"{text} {filler}"
             handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
+
+
+@dataclass
+class QueuedJob:
+    """A job over a written corpus, queued on a fresh SQLite data folder."""
+
+    data_dir: Path
+    engine: Engine
+    collection: CollectionInfo
+    jobs: JobStore
+    id: str
+
+    @classmethod
+    def of(cls, tmp_path: Path, embedder: Embedder, count: int, filler: str = "") -> QueuedJob:
+        data_dir = tmp_path / "data"
+        engine = Engine.open(Settings(data_dir=data_dir), embedder)
+        collection = engine.store.get_collection("default")
+        source = tmp_path / "docs.jsonl"
+        write_corpus(source, count, filler=filler)
+        jobs = JobStore(engine.store)
+        return cls(data_dir, engine, collection, jobs, jobs.submit(collection.id,
+                                                                    {"path": str(source)}, 0))
+
+    @property
+    def state(self) -> JobInfo:
+        return self.jobs.get(self.id)
+
+    def finish_with_a_new_worker(self, env: dict[str, str]) -> None:
+        second = xlsearch_process(self.data_dir, "worker", **env)
+        try:
+            wait_until(lambda: self.state.status == "succeeded", 300, "the job to finish")
+        finally:
+            second.terminate()
+            second.wait()
+
+    def assert_stored_once(self, count: int, index_dir: Path) -> None:
+        """Every document stored once (one chunk each), none replaced, and a fresh index
+        holding exactly the stored chunks."""
+        done = self.state
+        assert (done.total, done.processed, done.failed, done.cursor) == (count,) * 2 + (0, count)
+        assert self.engine.store.count_documents(self.collection.id) == count
+        with self.engine.store.session() as session:
+            chunk_ids = set(session.scalars(select(Chunk.id)))
+            assert len(chunk_ids) == count  # nothing stored twice
+            assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0
+        index = IndexManager(self.engine.store, index_dir, 50_000).get(self.collection)
+        _, found, _ = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 2 * count)
+        assert set(found[0][found[0] >= 0].tolist()) == chunk_ids
 
 
 def test_a_killed_worker_is_taken_over_without_loss_or_duplicates(
     tmp_path: Path, bundled_embedder: Embedder
 ) -> None:
-    data_dir = tmp_path / "data"
-    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
-    collection = engine.store.get_collection("default")
-    source = tmp_path / "docs.jsonl"
-    write_corpus(source, 80)
-    jobs = JobStore(engine.store)
-    job_id = jobs.submit(collection.id, {"path": str(source)}, 0)
+    job = QueuedJob.of(tmp_path, bundled_embedder, 80)
     env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "4", "XLSEARCH_JOB_STALE_AFTER_S": "2"}
-
-    first = xlsearch_process(data_dir, "worker", **env)
-    wait_until(lambda: jobs.get(job_id).processed >= 12, 180, "the first worker to start")
+    first = xlsearch_process(job.data_dir, "worker", **env)
+    wait_until(lambda: job.state.processed >= 12, 180, "the first worker to start")
     first.kill()
     first.wait()
-    midway: JobInfo = jobs.get(job_id)
+    midway = job.state
     assert midway.status == "running" and 12 <= midway.cursor < 80
 
-    second = xlsearch_process(data_dir, "worker", **env)
-    try:
-        wait_until(lambda: jobs.get(job_id).status == "succeeded", 180, "the takeover")
-    finally:
-        second.terminate()
-        second.wait()
-    done = jobs.get(job_id)
-    assert (done.total, done.processed, done.failed, done.cursor) == (80, 80, 0, 80)
-
-    assert engine.store.count_documents(collection.id) == 80
-    with engine.store.session() as session:
-        chunk_ids = set(session.scalars(select(Chunk.id)))
-        assert len(chunk_ids) == 80  # one chunk each: nothing stored twice
-        assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0  # nor replaced
-    index = IndexManager(engine.store, tmp_path / "fresh-indexes", 50_000).get(collection)
-    _, found, _ = index.search(np.ones((1, 384), np.float32) / np.sqrt(384), 200)
-    assert set(found[0][found[0] >= 0].tolist()) == chunk_ids
-    engine.close()
+    job.finish_with_a_new_worker(env)  # once the killed worker's heartbeat is stale
+    job.assert_stored_once(80, tmp_path / "fresh-indexes")
+    job.engine.close()
 
 
 def test_sigterm_stops_a_worker_within_its_batch_and_the_job_resumes(
     tmp_path: Path, bundled_embedder: Embedder
 ) -> None:
-    data_dir = tmp_path / "data"
-    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
-    collection = engine.store.get_collection("default")
-    source = tmp_path / "docs.jsonl"
-    with open(source, "w", encoding="utf-8") as handle:  # batches of 16 long notes: ~10 s each
-        for i in range(48):
-            text = f"Note {i}. " + "The harvest came in late, and the river ran high. " * 25
-            handle.write(json.dumps({"id": f"doc-{i}", "text": text}) + "\n")
-    jobs = JobStore(engine.store)
-    job_id = jobs.submit(collection.id, {"path": str(source)}, 0)
+    filler = "The harvest came in late, and the river ran high. " * 25  # ~10 s a batch
+    job = QueuedJob.of(tmp_path, bundled_embedder, 48, filler)
     env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "16"}
-
-    first = xlsearch_process(data_dir, "worker", **env)
-    wait_until(lambda: jobs.get(job_id).processed >= 16, 180, "the first batch to commit")
+    first = xlsearch_process(job.data_dir, "worker", **env)
+    wait_until(lambda: job.state.processed >= 16, 180, "the first batch to commit")
     first.terminate()
     started = time.monotonic()
     first.wait(timeout=60)
     assert time.monotonic() - started < 5, "the worker finished its batch before stopping"
-    assert jobs.get(job_id).status == "queued" and jobs.get(job_id).processed == 16
+    assert (job.state.status, job.state.processed) == ("queued", 16)
 
-    second = xlsearch_process(data_dir, "worker", **env)
-    try:
-        wait_until(lambda: jobs.get(job_id).status == "succeeded", 300, "the job to resume")
-    finally:
-        second.terminate()
-        second.wait()
-    assert engine.store.count_documents(collection.id) == 48
-    with engine.store.session() as session:
-        assert session.scalar(select(func.count()).select_from(ChunkTombstone)) == 0
-    engine.close()
+    job.finish_with_a_new_worker(env)
+    job.assert_stored_once(48, tmp_path / "fresh-indexes")
+    job.engine.close()
 
 
 def test_a_server_sees_another_process_commit_within_two_seconds(
