@@ -4,6 +4,12 @@
 A refusal is sent from here, with `Connection: close`, and the app then sees the client go
 away (`http.disconnect`); whatever the app still sends is dropped. So the status is the same
 whoever reads the body (FastAPI's JSON parsing would turn an exception into a 400).
+
+Any response sent before its request's body was read whole (a refusal here, a 404, an error
+from a streaming upload) waits while what the client still sends is read and dropped, for a
+short while (a "lingering close", RFC 9112 section 9.6): closing a socket with unread input
+makes the kernel answer with a reset, and a reset can erase the response from the client's
+buffers before the client reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from search.api.errors import error_body
 
 UPLOAD_ROUTE = re.compile(r"/v1/collections/[^/]+/jobs")
 MIN_BODY_RATE = 1024  # bytes/s a body must average once its first `timeout_s` are over
+LINGER_S = 2.0  # how long an unread body is still read and dropped after the answer, at most
+LINGER_SILENCE_S = 0.5  # ... and how long it may pause before the connection closes anyway
 DISCONNECT: Message = {"type": "http.disconnect"}
 
 
@@ -48,8 +56,9 @@ class BodyLimit:
             and headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
         )
         limit = self.max_upload_bytes if upload else self.max_bytes
-        body = _Body(receive, send, limit, self.timeout_s)
         declared = headers.get(b"content-length")
+        bodyless = declared in (None, b"0") and b"transfer-encoding" not in headers
+        body = _Body(receive, send, limit, self.timeout_s, complete=bodyless)
         if declared is not None and declared.isdigit() and int(declared) > body.limit:
             await body.refuse_too_large()
             return
@@ -63,12 +72,14 @@ class BodyLimit:
 class _Body:
     """One request's body as it arrives: its size, its pace, whether it was cut off."""
 
-    def __init__(self, receive: Receive, send: Send, limit: int, timeout_s: float) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, limit: int, timeout_s: float, complete: bool
+    ) -> None:
         self._receive, self._send = receive, send
         self.limit, self._timeout_s = limit, timeout_s
         self._start = self._last = time.monotonic()
         self._received = 0
-        self._complete = False
+        self._complete = complete  # True from the start for a request without a body
         self._response_started = False
         self.refused = False
         self.cut_off = False  # refused here, or the client went away before the body's end
@@ -77,7 +88,7 @@ class _Body:
         if self.refused:
             return DISCONNECT
         if self._complete:
-            return await self._receive()  # only a disconnect can come now
+            return await self._receive()  # a bodyless request's one message, or a disconnect
         stalled_at = self._last + self._timeout_s
         too_slow_at = self._start + self._timeout_s + self._received / MIN_BODY_RATE
         with anyio.move_on_after(min(stalled_at, too_slow_at) - time.monotonic()) as waiting:
@@ -106,14 +117,17 @@ class _Body:
         if self.refused:
             return
         self._response_started = self._response_started or message["type"] == "http.response.start"
-        await self._send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await self._end_response(message.get("body", b""))
+        else:
+            await self._send(message)
 
     async def refuse_too_large(self) -> None:
         message = f"request body is larger than {self.limit} bytes; send less or split it"
         await self._refuse(413, "body_too_large", message)
 
     async def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer now and close the connection (the rest of the body is never read)."""
+        """Answer now; the connection closes once the rest of the body is drained or given up."""
         self.refused = self.cut_off = True
         if self._response_started:  # too late for a status; the app sees a disconnect
             return
@@ -129,4 +143,22 @@ class _Body:
                 ],
             }
         )
-        await self._send({"type": "http.response.body", "body": raw})
+        await self._end_response(raw)
+
+    async def _end_response(self, last: bytes) -> None:
+        """Send the response's last bytes; while the body still arrives, drain it first."""
+        if not self._complete:
+            await self._send({"type": "http.response.body", "body": last, "more_body": True})
+            await self._drain()
+            last = b""
+        await self._send({"type": "http.response.body", "body": last})
+
+    async def _drain(self) -> None:
+        """Read and drop the rest of the body until it ends, pauses or LINGER_S is over."""
+        deadline = time.monotonic() + LINGER_S
+        while not self._complete and (left := deadline - time.monotonic()) > 0:
+            with anyio.move_on_after(min(left, LINGER_SILENCE_S)) as waiting:
+                message = await self._receive()
+            if waiting.cancelled_caught or message["type"] != "http.request":
+                return
+            self._complete = not message.get("more_body", False)

@@ -304,6 +304,25 @@ def test_json_to_jobs_gets_the_json_limit_unread(live: tuple[str, Path]) -> None
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize(
+    ("path", "length", "expected"),
+    [(JOBS, 2**30, (413, b"body_too_large")), ("/v1/nowhere", 60_000, (404, b"Not Found"))],
+)
+def test_an_early_answer_survives_the_body_still_arriving(
+    live: tuple[str, Path], path: str, length: int, expected: tuple[int, bytes]
+) -> None:
+    """The body keeps coming after the answer is sent (here on the head alone): closing on
+    unread input would answer it with a reset, which can erase the answer from the client's
+    buffers before it is read."""
+    sock = connect(live[0], post_head(path, "application/json", length))
+    time.sleep(0.3)
+    for _ in range(5):  # never the whole body: the server gives up waiting for its end
+        sock.sendall(b"a" * 10_000)
+        time.sleep(0.02)
+    status, body = response_of(sock)
+    assert status == expected[0] and expected[1] in body
+
+
 @pytest.mark.parametrize("path", [JOBS, "/v1/collections/default/documents"])
 def test_chunked_body_over_the_limit_gets_413(live: tuple[str, Path], path: str) -> None:
     sock = connect(live[0], post_head(path, "application/json"))
