@@ -189,21 +189,23 @@ class Ingestor:
             else:  # looked stored when prepared; a write in flight has changed it since
                 changed_since[doc_id] = batch.latest[doc_id]
         to_write += self._drafts(changed_since).values()
-        vectors = self._vectors([c.text for d in to_write for c in d.chunks], should_stop)
+        vectors = self._vectors([c for d in to_write for c in d.chunks], should_stop)
         return EmbeddedBatch(batch.documents, settled, updates, to_write, vectors)
 
-    def _vectors(self, texts: list[str], should_stop: Callable[[], bool] | None) -> np.ndarray:
-        """The texts' vectors, in calls of `LOCAL_EMBED_SLICE` texts on this CPU (so that a
-        stop is heard between them), in one call elsewhere."""
-        step = LOCAL_EMBED_SLICE if self._embedder.runs_on_local_cpu else max(1, len(texts))
+    def _vectors(self, chunks: list[Chunk], should_stop: Callable[[], bool] | None) -> np.ndarray:
+        """The chunks' vectors, in calls of `LOCAL_EMBED_SLICE` chunks on this CPU (so that a
+        stop is heard between them), in one call elsewhere; their token counts go along."""
+        step = LOCAL_EMBED_SLICE if self._embedder.runs_on_local_cpu else max(1, len(chunks))
         parts = []
-        for start in range(0, max(1, len(texts)), step):
+        for start in range(0, max(1, len(chunks)), step):
             if should_stop is not None and should_stop():
                 raise IngestionStopped
+            part = chunks[start:start + step]
             parts.append(self._embedder.embed_documents(
-                texts[start:start + step],
+                [c.text for c in part],
                 instruction=self._collection.document_instruction,
                 dimension=self._collection.dimension,
+                token_counts=[c.token_count for c in part],
             ))
         return np.concatenate(parts)
 

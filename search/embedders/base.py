@@ -45,10 +45,19 @@ class Embedder(ABC):
         *,
         instruction: str | None = None,
         dimension: int | None = None,
+        token_counts: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Embed passages for storage; `instruction` is a collection's document instruction."""
+        """Embed passages for storage; `instruction` is a collection's document instruction.
+
+        `token_counts`, the texts' `count_tokens` where the caller has them (chunking counted
+        them), spare a backend that batches by tokens from tokenising the texts once more.
+        With an `instruction` they are not used: `count_tokens` leaves it out.
+        """
         formatted = [self.format_document(t, instruction) for t in texts]
-        return self._observed(texts, formatted, is_query=False, dimension=dimension)
+        counts = list(token_counts) if token_counts is not None and instruction is None else None
+        return self._observed(
+            texts, False, lambda: self._encode_documents(formatted, dimension, counts), dimension
+        )
 
     def embed_queries(
         self,
@@ -65,7 +74,10 @@ class Embedder(ABC):
         like documents do, so one large request cannot hold searches up.
         """
         formatted = [self.format_query(t, instruction) for t in texts]
-        return self._observed(texts, formatted, is_query=True, dimension=dimension, bulk=bulk)
+        encode = self._encode_bulk if bulk else self._encode
+        return self._observed(
+            texts, True, lambda: encode(formatted, is_query=True, dimension=dimension), dimension
+        )
 
     def format_query(self, text: str, instruction: str | None = None) -> str:
         """The text handed to `_encode` for a query."""
@@ -92,18 +104,23 @@ class Embedder(ABC):
         """`_encode` at documents' priority; backends without priorities encode at once."""
         return self._encode(texts, is_query=is_query, dimension=dimension)
 
+    def _encode_documents(
+        self, texts: list[str], dimension: int | None, token_counts: list[int] | None
+    ) -> np.ndarray:
+        """`_encode` for formatted documents, with their token counts where known (None
+        otherwise); backends that batch by tokens override this to use them."""
+        return self._encode(texts, is_query=False, dimension=dimension)
+
     def _observed(
         self,
         texts: Sequence[str],
-        formatted: list[str],
-        *,
         is_query: bool,
+        encode: Callable[[], np.ndarray],
         dimension: int | None,
-        bulk: bool = False,
     ) -> np.ndarray:
+        """`encode()`'s vectors fitted to `dimension`, its time reported to the observer."""
         started = time.perf_counter()
-        encode = self._encode_bulk if bulk else self._encode
-        vectors = self._finish(encode(formatted, is_query=is_query, dimension=dimension), dimension)
+        vectors = self._finish(encode(), dimension)
         if self.observer is not None and len(texts):
             self.observer("query" if is_query else "document", texts, time.perf_counter() - started)
         return vectors

@@ -189,7 +189,20 @@ class SentenceTransformerEmbedder(Embedder):
             return dict(self._model.preprocess(texts))
 
     def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
-        lengths = self._token_lengths(texts)
+        return self._encode_by_lengths(texts, self._token_lengths(texts), is_query)
+
+    def _encode_documents(
+        self, texts: list[str], dimension: int | None, token_counts: list[int] | None
+    ) -> np.ndarray:
+        if token_counts is None:
+            return self._encode(texts, is_query=False, dimension=dimension)
+        lengths = [min(count, self.max_tokens) for count in token_counts]
+        return self._encode_by_lengths(texts, lengths, is_query=False)
+
+    def _encode_by_lengths(
+        self, texts: list[str], lengths: list[int], is_query: bool
+    ) -> np.ndarray:
+        """Embed texts whose token counts are `lengths`, in batches planned by them."""
         batches = plan_batches(lengths, self._batch_tokens, self._max_batch_size)
         if self._pool is not None and not is_query and len(batches) > 1:
             pooled = self._encode_on_pool(texts, lengths)

@@ -100,6 +100,27 @@ def test_minilm_counts_tokens_with_its_tokenizer(minilm: SentenceTransformerEmbe
     assert minilm.max_tokens == 256
 
 
+@pytest.mark.parametrize("name", ["minilm", "qwen3"])
+def test_handed_token_counts_spare_a_tokenisation_and_change_nothing(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    embedder: SentenceTransformerEmbedder = request.getfixturevalue(name)
+    counts = [embedder.count_tokens(t) for t in TEXTS]
+    assert counts == embedder._token_lengths([embedder.format_document(t) for t in TEXTS])
+    expected = embedder.embed_documents(TEXTS)
+    planned: list[list[str]] = []
+    measure = embedder._token_lengths
+    embedder._token_lengths = lambda texts: planned.append(texts) or measure(texts)  # type: ignore[method-assign]
+    try:
+        given = embedder.embed_documents(TEXTS, token_counts=counts)
+        instructed = embedder.embed_documents(TEXTS, token_counts=counts, instruction="Find it")
+    finally:
+        del embedder._token_lengths
+    np.testing.assert_allclose(given, expected, atol=1e-6)
+    assert len(instructed) == len(TEXTS)
+    assert len(planned) == 1  # only the instructed call tokenised (counts leave the prompt out)
+
+
 def test_minilm_is_a_real_model(minilm: SentenceTransformerEmbedder) -> None:
     docs = minilm.embed_documents(["The cat sits on the mat.", "Stock markets fell sharply."])
     query = minilm.embed_queries(["Where is the cat?"])
