@@ -229,8 +229,14 @@ class IndexManager:
 
     def _apply_log(self, current: CollectionIndex) -> int:
         """Chunks are read before tombstones so that a chunk added and removed meanwhile is
-        either never added or added and then removed."""
+        either never added or added and then removed. An index already at the log's head
+        (what most searches find) reads nothing more and takes no lock."""
         collection = current.collection
+        newest_chunk, newest_tombstone = self._store.log_head(collection.id)
+        if (newest_chunk <= current.chunk_watermark
+                and newest_tombstone <= current.tombstone_watermark):
+            current.caught_up_at = time.monotonic()
+            return 0
         with current.lock:
             changes = 0
             for page in self._store.chunks_after(

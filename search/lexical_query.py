@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import regex
 
@@ -62,16 +62,22 @@ def parse_query(query: str) -> LexicalQuery:
     return LexicalQuery(tuple(tokenize(" ".join(pieces))), phrases)
 
 
+@lru_cache(maxsize=256)
+def _whole_words(words: tuple[str, ...]) -> regex.Pattern[str]:
+    """A pattern for any of `words` as a whole word, ignoring case (compiled once for the
+    results of a search, which share their question's words)."""
+    alternatives = "|".join(regex.escape(w) for w in sorted(words, key=len, reverse=True))
+    pattern = rf"(?<!{_WORD_CHAR})(?:{alternatives})(?!{_WORD_CHAR})"
+    return regex.compile(pattern, regex.IGNORECASE | regex.FULLCASE)
+
+
 def highlights(text: str, words: tuple[str, ...]) -> list[tuple[int, int]]:
     """Character spans of `text` where `words` (query terms) occur, merged where they touch:
     whole words, ignoring case; character pairs of unspaced scripts wherever they are."""
-    spaced = [w for w in words if not ANY_UNSPACED.search(w)]
+    spaced = tuple(w for w in words if not ANY_UNSPACED.search(w))
     spans: list[tuple[int, int]] = []
     if spaced:
-        alternatives = "|".join(regex.escape(w) for w in sorted(spaced, key=len, reverse=True))
-        pattern = rf"(?<!{_WORD_CHAR})(?:{alternatives})(?!{_WORD_CHAR})"
-        flags = regex.IGNORECASE | regex.FULLCASE
-        spans += [m.span() for m in regex.finditer(pattern, text, flags)]
+        spans += [m.span() for m in _whole_words(spaced).finditer(text)]
     for word in words:
         if word in spaced:
             continue

@@ -26,6 +26,13 @@ _HITS = (
     .join(Document, Chunk.document_id == Document.id)
     .where(Chunk.id.in_(_IDS))
 )
+_COLLECTION: BindParameter[int] = bindparam("collection")
+_HEAD = select(
+    select(func.max(Chunk.id)).where(Chunk.collection_id == _COLLECTION).scalar_subquery(),
+    select(func.max(ChunkTombstone.seq))
+    .where(ChunkTombstone.collection_id == _COLLECTION)
+    .scalar_subquery(),
+)
 LOG_LOCK_SPACE = 0x786C  # "xl": first key of the per-collection advisory lock on PostgreSQL
 
 
@@ -119,6 +126,15 @@ class ChunkLog(Sessions):
                 texts=[r[6] for r in rows] if with_texts else None,
             )
             cursor = int(ids[-1])
+
+    def log_head(self, collection_id: int) -> tuple[int, int]:
+        """The newest chunk id and tombstone sequence number of a collection (0 where none):
+        one indexed lookup each, so a caught-up index learns it is current for little."""
+        with self.engine.connect() as connection:
+            newest_chunk, newest_tombstone = connection.execute(
+                _HEAD, {"collection": collection_id}
+            ).one()
+        return int(newest_chunk or 0), int(newest_tombstone or 0)
 
     def tombstones_after(self, collection_id: int, after_seq: int) -> tuple[np.ndarray, int]:
         """Chunk ids removed since `after_seq`, and the newest sequence number seen."""

@@ -144,3 +144,24 @@ def test_processes_starting_together_migrate_one_after_another(tmp_path: Path) -
     for process in processes:
         process.join(120)
     assert [process.exitcode for process in processes] == [0, 0, 0]
+
+
+def test_an_index_at_the_log_head_reads_nothing_and_sees_the_next_change(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    store = engine.store
+    collection = store.create_collection(CollectionInfo(0, "head", "test", DIMENSION, 64, 8))
+    indexes = IndexManager(store, engine.settings.index_dir / "head", 50_000)
+    index = indexes.get(collection)
+    assert store.log_head(collection.id) == (0, 0)
+    text = "one chunk"
+    record = DocumentRecord("a", text, None, None, "en", "h", {})
+    chunk = ChunkRecord(0, 0, len(text), 2, "en", text, np.full(DIMENSION, 0.5, np.float32))
+    store.write_document(collection.id, record, [chunk])
+    assert indexes.catch_up(index) == 1
+    assert store.log_head(collection.id) == (index.chunk_watermark, index.tombstone_watermark)
+    assert indexes.catch_up(index) == 0
+    store.delete_document(collection.id, "a")  # a tombstone and no new chunk
+    assert indexes.catch_up(index) == 1
+    assert index.index.ids().tolist() == []
