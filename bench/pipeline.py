@@ -9,8 +9,9 @@ The documents are the 2,880 XQuAD paragraphs (12 languages, round-robin). The mo
   in-process embedder whose vectors cost nothing (seeded by each text's hash) and whose
   tokens are counted by the bundled model's tokenizer, into a fresh SQLite data folder; once
   with the language detected, once with `lang` given. Stages are timed where they run
-  (language detection, chunking with its token counts, the embedder call, the database
-  writes, the index catch-up that makes the documents searchable), in ms per document.
+  (language detection, chunking with its token counts and, within it, the tokenizer's own
+  time, the embedder call, the database writes, the index catch-up that makes the
+  documents searchable), in ms per document.
 * **through a server**: `bench/instant_server.py` as a real OpenAI-compatible process on
   loopback, and xlsearch configured for it (`XLSEARCH_EMBEDDER=openai`): `xlsearch ingest
   docs.jsonl` (wall time of the command, start-up included), a JSONL job uploaded to
@@ -110,7 +111,8 @@ def timed(watch: Stopwatch, name: str, function: Callable[..., Any]) -> Callable
     return call
 
 
-IN_PROCESS_STAGES = ("language", "chunk + tokens", "embed call", "write", "index catch-up")
+IN_PROCESS_STAGES = ("language", "chunk + tokens", "of which tokenizer", "embed call", "write",
+                     "index catch-up")
 
 
 def in_process(documents: list[dict[str, Any]], workdir: Path, lang_given: bool,
@@ -138,6 +140,8 @@ def in_process(documents: list[dict[str, Any]], workdir: Path, lang_given: bool,
             mock.patch.object(LanguageDetector, "detect",
                               timed(clock, "language", LanguageDetector.detect)),
             mock.patch.object(Chunker, "split", timed(clock, "chunk + tokens", Chunker.split)),
+            mock.patch.object(InstantEmbedder, "count_tokens",
+                              timed(clock, "of which tokenizer", InstantEmbedder.count_tokens)),
             mock.patch.object(InstantEmbedder, "_encode",
                               timed(clock, "embed call", InstantEmbedder._encode)),
             mock.patch.object(DocumentRepository, "write_documents",

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ from search.vector_index import (
     IndexSettings,
     Selection,
     VectorIndex,
+    _one_thread_for,
     filtered_nprobe,
     gpu_count,
     plan_index,
@@ -264,3 +266,12 @@ def test_gpu_index_agrees_with_the_cpu() -> None:
         assert index.on_gpu is use_gpu and index.count == len(vectors) - 100
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*results, strict=True)])
     assert overlap > 0.95
+
+
+def test_a_single_query_searches_on_its_own_thread_and_the_setting_comes_back() -> None:
+    threads = faiss.omp_get_max_threads()
+    with _one_thread_for(1):
+        assert faiss.omp_get_max_threads() == 1
+    with _one_thread_for(16):  # a batch of queries keeps the OpenMP team
+        assert faiss.omp_get_max_threads() == threads
+    assert faiss.omp_get_max_threads() == threads
