@@ -137,10 +137,9 @@ def time_embedder(embedder: Embedder) -> Callable[[], float]:
     total = [0.0]
     original = embedder.embed_documents
 
-    def embed_documents(texts: Sequence[str], *, instruction: str | None = None,
-                        dimension: int | None = None) -> np.ndarray:
+    def embed_documents(texts: Sequence[str], **options: Any) -> np.ndarray:
         with Stopwatch() as watch:
-            vectors = original(texts, instruction=instruction, dimension=dimension)
+            vectors = original(texts, **options)
         total[0] += watch.seconds
         return vectors
 

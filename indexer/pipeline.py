@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -41,6 +42,7 @@ R = TypeVar("R")
 # Chunks per embedder call when the model runs on this CPU (about a second of work here), so
 # that a job told to stop stops within about that long; a GPU or a server gets the batch.
 LOCAL_EMBED_SLICE = 8
+FIRST_BATCH = 8  # items in a stream's first sized batch, before the model's rate is known
 
 
 class IngestionStopped(Exception):
@@ -313,10 +315,30 @@ class BatchReport:
     errors: list[tuple[str, str]]
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
+class BatchSizer:
+    """How many items the next batch takes: at most `largest`, and with `seconds`, no more
+    than the model embeds in about that long at the rate it has shown so far, so that a
+    job's progress moves (and is saved) that often even on a slow CPU model, while a GPU or
+    an embedding server gets whole batches. A sized stream starts with FIRST_BATCH items at
+    most; `seconds=0` keeps every batch at `largest`."""
+
+    def __init__(self, largest: int, seconds: float = 0.0) -> None:
+        self.largest = largest
+        self.seconds = seconds
+        self.size = min(largest, FIRST_BATCH) if seconds > 0 else largest
+
+    def observe(self, items: int, seconds: float) -> None:
+        """A batch of `items` took `seconds` to embed."""
+        if self.seconds <= 0 or not items:
+            return
+        fits = items / seconds * self.seconds if seconds > 0 else self.largest
+        self.size = max(1, min(self.largest, int(fits)))
+
+    def batches(self, items: Iterable[T]) -> Iterator[list[T]]:
+        """`items` in batches of the size wanted when each is taken."""
+        iterator = iter(items)
+        while batch := list(islice(iterator, self.size)):
+            yield batch
 
 
 class _InlineExecutor(Executor):
@@ -382,8 +404,10 @@ def ingest_stream(
     *,
     overlap: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    batch_seconds: float = 0.0,
 ) -> IngestSummary:
-    """Ingest readers' output in batches of `batch_size` items, in order.
+    """Ingest readers' output in batches of `batch_size` items, in order; with
+    `batch_seconds`, of fewer where the model would take longer than that (see BatchSizer).
 
     Read errors and documents that fail are reported and the rest goes on. After each batch
     `on_batch(summary, report)` is called once the batch is committed; returning True stops,
@@ -403,7 +427,8 @@ def ingest_stream(
     batches before it committed and reported.
     """
     summary = IngestSummary()
-    batches = batched(items, batch_size)
+    sizer = BatchSizer(batch_size, batch_seconds)
+    batches = sizer.batches(items)
 
     def take_next() -> tuple[_Flight, PreparedBatch | None] | None:
         """Read and prepare the next batch (in the preparing thread); None at the end."""
@@ -442,7 +467,9 @@ def ingest_stream(
                 upcoming = preparer.submit(take_next)
                 if writing is not None and writing[0].ids & flight.ids and settle():
                     return summary
+                started = time.perf_counter()
                 embedded = flight.attempt(embed, prepared)
+                sizer.observe(flight.items, time.perf_counter() - started)
                 if settle():
                     return summary
                 writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)

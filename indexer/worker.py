@@ -119,9 +119,12 @@ class Worker:
             return not keep_going or self._stop.is_set()
 
         try:
-            batch_size = engine.settings.ingest_batch_documents
-            summary = ingest_stream(items, ingestor, batch_size, record, overlap=engine.overlap,
-                                    should_stop=StopCheck(self._stop, self._jobs, job.id))
+            settings = engine.settings
+            summary = ingest_stream(
+                items, ingestor, settings.ingest_batch_documents, record, overlap=engine.overlap,
+                should_stop=StopCheck(self._stop, self._jobs, job.id),
+                batch_seconds=settings.ingest_batch_seconds,
+            )
         except XlsearchError as exc:
             self._jobs.finish(job.id, self.name, "failed", hide_root(str(exc), source))
             job.discard_upload()

@@ -173,6 +173,7 @@ def ingest(
                 engine.settings.ingest_batch_documents,
                 show,
                 overlap=engine.overlap,
+                batch_seconds=engine.settings.ingest_batch_seconds,
             )
         engine.indexes.snapshot(engine.indexes.get(target))
         elapsed = time.perf_counter() - started

@@ -109,7 +109,14 @@ class Settings(BaseSettings):
         "question's identifiers, or of its words, that a chunk matches) moves the cosine score.",
     )
     ingest_batch_documents: int = Field(
-        32, ge=1, description="Documents embedded together during ingestion."
+        32, ge=1, description="Documents embedded together during ingestion, at most."
+    )
+    ingest_batch_seconds: float = Field(
+        0.8,
+        ge=0,
+        description="Fewer documents in a batch where the model would take longer than this to "
+        "embed them, so that a job's progress moves about once a second; 0: every batch is "
+        "ingest_batch_documents.",
     )
     ingest_overlap: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 import sqlalchemy
 
-from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
+from indexer.pipeline import (
+    FIRST_BATCH,
+    BatchReport,
+    BatchSizer,
+    Ingestor,
+    IngestSummary,
+    ingest_stream,
+)
 from indexer.readers import ReadError
 from search.embedders import Embedder
 from search.engine import Engine, should_overlap
@@ -344,3 +351,35 @@ def test_a_batch_is_one_write_and_a_document_the_database_refuses_fails_alone(
     collection = engine.store.get_collection("default")
     assert [engine.store.find_document(collection.id, f"d{n}") is not None
             for n in range(6)] == [True, False, True, True, True, True]
+
+
+def test_batches_are_sized_to_the_models_rate() -> None:
+    sizer = BatchSizer(32, seconds=0.8)
+    assert sizer.size == FIRST_BATCH
+    sizer.observe(8, 2.0)  # 4 items a second: 0.8 s holds 3
+    assert sizer.size == 3
+    sizer.observe(3, 0.001)  # a fast model (or nothing to embed) gets whole batches
+    assert sizer.size == 32
+    sizer.observe(32, 0.0)
+    assert sizer.size == 32
+    fixed = BatchSizer(32)
+    fixed.observe(32, 60.0)
+    assert fixed.size == 32
+
+
+def test_a_slow_model_gets_batches_it_embeds_in_about_a_second(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    filler = "The river ran high all spring, and the mills worked day and night. " * 4
+    documents = [DocumentIn(id=f"d{n}", text=f"{n}. {filler}", lang="en") for n in range(20)]
+    sizes: list[int] = []
+
+    def note(summary: IngestSummary, report: BatchReport) -> bool:
+        sizes.append(report.items)
+        return False
+
+    summary = ingest_stream(documents, ingestor_for(engine), 32, note, batch_seconds=0.8)
+    assert summary.created == 20
+    assert sizes[0] == FIRST_BATCH and sum(sizes) == 20
+    assert max(sizes[1:]) < 32, "the bundled model on this CPU embeds far under 40 texts/s"

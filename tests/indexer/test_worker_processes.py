@@ -107,7 +107,7 @@ def test_sigterm_stops_a_worker_within_its_batch_and_the_job_resumes(
 ) -> None:
     filler = "The harvest came in late, and the river ran high. " * 25  # ~10 s a batch
     job = QueuedJob.of(tmp_path, bundled_embedder, 48, filler)
-    env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "16"}
+    env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "16", "XLSEARCH_INGEST_BATCH_SECONDS": "0"}
     first = xlsearch_process(job.data_dir, "worker", **env)
     wait_until(lambda: job.state.processed >= 16, 180, "the first batch to commit")
     first.terminate()
