@@ -57,7 +57,7 @@ from bench.common import (
     log,
     machine_description,
 )
-from indexer.pipeline import Ingestor, ingest_stream
+from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
 from indexer.readers import read_sources
 from search.collections import ensure_collection
 from search.embedders import Embedder
@@ -190,10 +190,19 @@ def engine_run(
         embed_seconds = time_embedder(engine.embedder)
         with Stopwatch() as watch:
             ingestor = Ingestor(engine.store, engine.embedder, collection)
+            sizes: list[int] = []
+
+            def note_size(_summary: IngestSummary, report: BatchReport) -> bool:
+                sizes.append(report.items)
+                return False  # go on
+
             summary = ingest_stream(
-                read_sources([source]), ingestor, settings.ingest_batch_documents
+                read_sources([source]), ingestor, settings.ingest_batch_documents, note_size,
+                batch_seconds=settings.ingest_batch_seconds,
             )
             index = engine.indexes.get(collection)
+        log(f"engine run {repeat}: {len(sizes)} batches, {statistics.median(sizes):g} documents "
+            "in the median one")
         if index.index.count != summary.chunks:
             log(f"engine run {repeat}: index holds {index.index.count} vectors, "
                 f"ingestion reported {summary.chunks} chunks")
