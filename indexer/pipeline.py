@@ -34,7 +34,7 @@ from search.store.repository import Store
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["created", "replaced", "updated", "unchanged"]
+Outcome = Literal["created", "replaced", "updated", "unchanged", "failed"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -55,6 +55,7 @@ class IngestResult:
     status: Outcome
     chunks: int
     tokens: int
+    error: str | None = None  # why, when the status is "failed"
 
 
 def content_hash(text: str) -> str:
@@ -239,10 +240,15 @@ class Ingestor:
             ]
             offset += len(rows)
             documents.append((draft.record, rows))
-        for (record, rows), replaced in zip(documents, self._write_all(documents), strict=True):
+        for (record, rows), written in zip(documents, self._write_all(documents), strict=True):
+            if isinstance(written, str):
+                results[record.external_id] = IngestResult(
+                    record.external_id, "failed", 0, 0, f"the database refused it: {written}"
+                )
+                continue
             results[record.external_id] = IngestResult(
                 record.external_id,
-                "replaced" if replaced else "created",
+                "replaced" if written else "created",
                 len(rows),
                 sum(row.token_count for row in rows),
             )
@@ -250,27 +256,26 @@ class Ingestor:
 
     def _write_all(
         self, documents: list[tuple[DocumentRecord, list[ChunkRecord]]]
-    ) -> list[bool]:
-        """Write the batch's documents in one transaction. Should the database refuse a row
-        (a constraint, a value it cannot store), they are written one by one, so that the
-        refused document fails alone: the others are written, then the first refusal is
-        raised. Any other failure (a lock timeout, a lost connection) is raised at once."""
+    ) -> list[bool | str]:
+        """Write the batch's documents in one transaction; per document, whether it replaced
+        a stored one, or why the database refused it. Should the database refuse a row (a
+        constraint, a value it cannot store), they are written one by one, so that the
+        refused document fails alone and the others are written. Any other failure (a lock
+        timeout, a lost connection) is raised at once."""
         try:
-            return self._store.write_documents(self._collection.id, documents)
+            return list(self._store.write_documents(self._collection.id, documents))
         except (IntegrityError, DataError) as error:
-            if len(documents) == 1:
-                raise
             log.warning("the database refused a row of a batch (%s); writing its %d "
                         "documents one by one", error.orig, len(documents))
-        replaced, refusal = [], None
+        written: list[bool | str] = []
         for record, rows in documents:
             try:
-                replaced.append(self._store.write_document(self._collection.id, record, rows))
+                written.append(self._store.write_document(self._collection.id, record, rows))
             except (IntegrityError, DataError) as error:
-                refusal = refusal or error
-        if refusal is not None:
-            raise refusal
-        return replaced
+                reason = (str(error.orig).strip() or type(error.orig).__name__).splitlines()[0]
+                log.warning("the database refused document %r: %s", record.external_id, reason)
+                written.append(reason)
+        return written
 
     def _record(self, doc_id: str, doc: DocumentIn, lang: str) -> DocumentRecord:
         return DocumentRecord(
@@ -302,6 +307,9 @@ class IngestSummary:
         return self.created + self.replaced + self.updated + self.unchanged
 
     def add(self, result: IngestResult) -> None:
+        if result.status == "failed":
+            self.errors.append((result.id, result.error or "failed"))
+            return
         setattr(self, result.status, getattr(self, result.status) + 1)
         self.chunks += result.chunks
         self.tokens += result.tokens
@@ -440,11 +448,14 @@ def ingest_stream(
 
     def report(written: Written) -> bool:
         flight, future = written
-        for result in future.result() or []:
-            summary.add(result)
+        results = future.result() or []
+        for result in results:
+            summary.add(result)  # a failed document goes to the errors
+        refused = [(r.id, r.error or "failed") for r in results if r.status == "failed"]
         summary.items += flight.items
         summary.errors.extend(flight.errors)
-        return bool(on_batch and on_batch(summary, BatchReport(flight.items, flight.errors)))
+        errors = flight.errors + refused
+        return bool(on_batch and on_batch(summary, BatchReport(flight.items, errors)))
 
     writing: Written | None = None  # the batch whose write may still be running
     embed = ingestor.embed if should_stop is None else partial(

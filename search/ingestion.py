@@ -24,6 +24,9 @@ class DocumentOutcome(Protocol):
     @property
     def chunks(self) -> int: ...
 
+    @property
+    def error(self) -> str | None: ...
+
 
 class Stoppable(Protocol):
     def stop(self, timeout_s: float = ...) -> None: ...

@@ -95,8 +95,11 @@ class DocumentsIn(Strict):
 
 class DocumentResult(BaseModel):
     id: str
-    status: Literal["created", "replaced", "updated", "unchanged"]
+    status: Literal["created", "replaced", "updated", "unchanged", "failed"]
     chunks: int
+    error: str | None = Field(
+        None, description="Why the document was not stored, when `status` is `failed`."
+    )
 
 
 class DocumentsDone(BaseModel):

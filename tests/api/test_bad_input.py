@@ -120,3 +120,46 @@ def test_api_keys_guard_writes(make_client: MakeClient) -> None:
     assert closed.get("/v1/search", params={"q": "tea"}).status_code == 401
     assert closed.get("/v1/search", params={"q": "tea"}, headers=good).status_code == 200
     assert closed.get("/health").status_code == 200
+
+
+REFUSE_B = {  # a trigger that refuses to store the document with id "b"
+    "sqlite": [
+        "CREATE TRIGGER refuse_b BEFORE INSERT ON documents WHEN NEW.external_id = 'b' "
+        "BEGIN SELECT RAISE(ABORT, 'b is refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_b() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.external_id = 'b' THEN "
+        "RAISE EXCEPTION 'b is refused' USING ERRCODE = 'check_violation'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_b BEFORE INSERT ON documents FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_b()",
+    ],
+}
+
+
+def test_a_document_the_database_refuses_fails_alone_with_its_reason(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    database = client.app.state.engine.store.engine  # type: ignore[attr-defined]
+    with database.begin() as connection:  # a real refusal, by the database itself
+        for statement in REFUSE_B[database.dialect.name]:
+            connection.exec_driver_sql(statement)
+    documents = [{"id": i, "text": f"Document {i} is about rivers."} for i in "abc"]
+    answer = client.post(
+        "/v1/collections/default/documents", json={"documents": documents, "wait": True}
+    )
+    assert answer.status_code == 200
+    results = {r["id"]: r for r in answer.json()["results"]}
+    assert [results[i]["status"] for i in "abc"] == ["created", "failed", "created"]
+    assert results["b"]["error"] == "the database refused it: b is refused"
+    assert results["a"]["error"] is None
+    accepted = client.post(
+        "/v1/collections/default/documents",
+        json={"documents": [{"id": "b", "text": "Again."}, {"id": "d", "text": "Dee."}]},
+    )
+    job = wait_for_job(client, accepted.json()["job_id"])
+    assert job["status"] == "succeeded" and job["failed"] == 1
+    assert job["errors"][0]["reason"] == "the database refused it: b is refused"
+    assert client.get("/v1/collections/default/documents/d").status_code == 200

@@ -346,11 +346,14 @@ def test_a_batch_is_one_write_and_a_document_the_database_refuses_fails_alone(
     ingestor.ingest([note(3), note(4), note(5)])
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO CHUNKS")]
     assert len(inserts) == 1, "the batch's chunks in one statement"
-    with pytest.raises(sqlalchemy.exc.IntegrityError, match="d1 is refused"):
-        ingestor.ingest([note(0), note(1), note(2)])
+    results = ingestor.ingest([note(0), note(1), note(2)])
+    assert [r.status for r in results] == ["created", "failed", "created"]
+    assert results[1].error == "the database refused it: d1 is refused"
+    summary = ingest_stream([note(1), note(6)], ingestor, 8)  # a job: the rest goes on
+    assert (summary.created, summary.errors) == (1, [("d1", results[1].error)])
     collection = engine.store.get_collection("default")
     assert [engine.store.find_document(collection.id, f"d{n}") is not None
-            for n in range(6)] == [True, False, True, True, True, True]
+            for n in range(7)] == [True, False, True, True, True, True, True]
 
 
 def test_batches_are_sized_to_the_models_rate() -> None:
@@ -375,11 +378,11 @@ def test_a_slow_model_gets_batches_it_embeds_in_about_a_second(
     documents = [DocumentIn(id=f"d{n}", text=f"{n}. {filler}", lang="en") for n in range(20)]
     sizes: list[int] = []
 
-    def note(summary: IngestSummary, report: BatchReport) -> bool:
+    def keep_size(summary: IngestSummary, report: BatchReport) -> bool:
         sizes.append(report.items)
         return False
 
-    summary = ingest_stream(documents, ingestor_for(engine), 32, note, batch_seconds=0.8)
+    summary = ingest_stream(documents, ingestor_for(engine), 32, keep_size, batch_seconds=0.8)
     assert summary.created == 20
     assert sizes[0] == FIRST_BATCH and sum(sizes) == 20
     assert max(sizes[1:]) < 32, "the bundled model on this CPU embeds far under 40 texts/s"

@@ -32,14 +32,19 @@ def add_documents(
     name: str, body: DocumentsIn, engine: EngineDep, jobs: JobsDep, ingestion: IngestionDep
 ) -> JSONResponse:
     """Queue the documents as a job (202 with its id), or with `wait: true` store them now
-    and answer 200 once they are searchable. Same id again replaces; same text is a no-op."""
+    and answer 200 once they are searchable, with each document's outcome (`failed` with
+    the reason for one the database refused; the others are stored). Same id again
+    replaces; same text is a no-op."""
     collection = engine.writable(name)
     _check_sizes(body, engine.settings.max_document_bytes)
     if body.wait:
         outcomes = ingestion.ingest_documents(collection, body.documents)
         engine.indexes.refresh(collection)
         done = DocumentsDone(
-            results=[DocumentResult(id=o.id, status=o.status, chunks=o.chunks) for o in outcomes]
+            results=[
+                DocumentResult(id=o.id, status=o.status, chunks=o.chunks, error=o.error)
+                for o in outcomes
+            ]
         )
         return JSONResponse(done.model_dump(), status_code=status.HTTP_200_OK)
     folder = save_documents(engine.settings.upload_dir, body.documents)
