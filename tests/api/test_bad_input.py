@@ -91,7 +91,7 @@ def test_cancel_a_queued_job(make_client: MakeClient) -> None:
 def test_a_running_job_is_cancelled_within_its_batch(
     make_client: MakeClient, bulk_slice_started: threading.Event
 ) -> None:
-    client = make_client(ingest_batch_documents=32)
+    client = make_client(ingest_batch_documents=32, ingest_batch_seconds=0)  # one big batch
     harvest = "The tea harvest began early that year in the hills above the river. " * 20
     documents = [{"id": f"n{n}", "text": f"Note {n}. {harvest}"} for n in range(40)]
     bulk_slice_started.clear()
