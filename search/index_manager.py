@@ -71,6 +71,7 @@ class CollectionIndex:
     unsaved_changes: int = 0
     caught_up_at: float = field(default_factory=time.monotonic)
     rebuilding: threading.Thread | None = None  # a background rebuild, while one runs
+    settled: bool = False  # the last catch-up ran to its end (the lexical view committed)
 
     def search(
         self,
@@ -233,11 +234,12 @@ class IndexManager:
         (what most searches find) reads nothing more and takes no lock."""
         collection = current.collection
         newest_chunk, newest_tombstone = self._store.log_head(collection.id)
-        if (newest_chunk <= current.chunk_watermark
+        if (current.settled and newest_chunk <= current.chunk_watermark
                 and newest_tombstone <= current.tombstone_watermark):
             current.caught_up_at = time.monotonic()
             return 0
         with current.lock:
+            current.settled = False  # until this round has committed all it added
             changes = 0
             for page in self._store.chunks_after(
                 collection.id, current.chunk_watermark, collection.dimension,
@@ -255,6 +257,7 @@ class IndexManager:
             changes += len(removed)
             current.unsaved_changes += changes
             current.caught_up_at = time.monotonic()
+            current.settled = True
         return changes
 
     @staticmethod

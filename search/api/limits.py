@@ -58,7 +58,9 @@ class BodyLimit:
         limit = self.max_upload_bytes if upload else self.max_bytes
         declared = headers.get(b"content-length")
         bodyless = declared in (None, b"0") and b"transfer-encoding" not in headers
-        body = _Body(receive, send, limit, self.timeout_s, complete=bodyless)
+        # A client that waits for "100 Continue" sends no body once an answer has come.
+        waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+        body = _Body(receive, send, limit, self.timeout_s, complete=bodyless, waiting=waiting)
         if declared is not None and declared.isdigit() and int(declared) > body.limit:
             await body.refuse_too_large()
             return
@@ -73,13 +75,20 @@ class _Body:
     """One request's body as it arrives: its size, its pace, whether it was cut off."""
 
     def __init__(
-        self, receive: Receive, send: Send, limit: int, timeout_s: float, complete: bool
+        self,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        timeout_s: float,
+        complete: bool,
+        waiting: bool = False,
     ) -> None:
         self._receive, self._send = receive, send
         self.limit, self._timeout_s = limit, timeout_s
         self._start = self._last = time.monotonic()
         self._received = 0
         self._complete = complete  # True from the start for a request without a body
+        self._waiting = waiting  # the client waits for "100 Continue" before its body
         self._response_started = False
         self.refused = False
         self.cut_off = False  # refused here, or the client went away before the body's end
@@ -147,7 +156,7 @@ class _Body:
 
     async def _end_response(self, last: bytes) -> None:
         """Send the response's last bytes; while the body still arrives, drain it first."""
-        if not self._complete:
+        if not self._complete and not (self._waiting and self._received == 0):
             await self._send({"type": "http.response.body", "body": last, "more_body": True})
             await self._drain()
             last = b""

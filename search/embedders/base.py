@@ -53,6 +53,8 @@ class Embedder(ABC):
         them), spare a backend that batches by tokens from tokenising the texts once more.
         With an `instruction` they are not used: `count_tokens` leaves it out.
         """
+        if token_counts is not None and len(token_counts) != len(texts):
+            raise ValueError(f"{len(token_counts)} token counts for {len(texts)} texts")
         formatted = [self.format_document(t, instruction) for t in texts]
         counts = list(token_counts) if token_counts is not None and instruction is None else None
         return self._observed(

@@ -28,6 +28,7 @@ from indexer.pipeline import (
 )
 from indexer.readers import ReadError
 from search.embedders import Embedder
+from search.embedders.profiles import PROFILES
 from search.engine import Engine, should_overlap
 from search.language import LanguageDetector
 from search.schemas import DocumentIn
@@ -370,19 +371,55 @@ def test_batches_are_sized_to_the_models_rate() -> None:
     assert fixed.size == 32
 
 
-def test_a_slow_model_gets_batches_it_embeds_in_about_a_second(
-    make_engine: Callable[..., Engine],
-) -> None:
-    engine = make_engine()
+def batch_sizes(engine: Engine, count: int, batch_seconds: float) -> list[int]:
+    """The sizes of the batches that ingest `count` paragraphs with `batch_seconds`."""
     filler = "The river ran high all spring, and the mills worked day and night. " * 4
-    documents = [DocumentIn(id=f"d{n}", text=f"{n}. {filler}", lang="en") for n in range(20)]
+    documents = [DocumentIn(id=f"d{n}", text=f"{n}. {filler}", lang="en") for n in range(count)]
     sizes: list[int] = []
 
     def keep_size(summary: IngestSummary, report: BatchReport) -> bool:
         sizes.append(report.items)
         return False
 
-    summary = ingest_stream(documents, ingestor_for(engine), 32, keep_size, batch_seconds=0.8)
-    assert summary.created == 20
-    assert sizes[0] == FIRST_BATCH and sum(sizes) == 20
-    assert max(sizes[1:]) < 32, "the bundled model on this CPU embeds far under 40 texts/s"
+    summary = ingest_stream(documents, ingestor_for(engine), 32, keep_size,
+                            batch_seconds=batch_seconds)
+    assert summary.created == count and sum(sizes) == count
+    return sizes
+
+
+def test_a_model_on_this_cpu_gets_batches_it_embeds_in_the_time_asked(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # 0.1 s holds one or two of these paragraphs for the bundled model here, four at most on
+    # a machine five times as fast; the second batch was read before the first was measured.
+    sizes = batch_sizes(make_engine(), 24, batch_seconds=0.1)
+    assert sizes[:2] == [FIRST_BATCH, FIRST_BATCH]
+    assert max(sizes[2:]) <= 4
+
+
+class SlowServer(Embedder):
+    """An embedding server 0.3 s away: every call waits, whatever its size."""
+
+    name = "slow-server"
+    dimension = 64
+    max_tokens = 512
+    profile = PROFILES["plain"]
+
+    @property
+    def runs_on_local_cpu(self) -> bool:
+        return False
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def _encode(self, texts: list[str], *, is_query: bool, dimension: int | None) -> np.ndarray:
+        time.sleep(0.3)
+        return np.random.default_rng(len(texts)).random((len(texts), self.dimension))
+
+
+def test_a_model_elsewhere_gets_whole_batches_however_long_a_call_takes(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # Sizing by time would shrink these batches to one document: a call's latency does not
+    # shrink with it.
+    assert batch_sizes(make_engine(SlowServer()), 40, batch_seconds=0.1) == [32, 8]
