@@ -358,11 +358,13 @@ def test_a_batch_is_one_write_and_a_document_the_database_refuses_fails_alone(
 
 
 def test_batches_are_sized_to_the_models_rate() -> None:
-    sizer = BatchSizer(32, seconds=0.8)
+    sizer = BatchSizer(32, seconds=4.0)
     assert sizer.size == FIRST_BATCH
-    sizer.observe(8, 2.0)  # 4 items a second: 0.8 s holds 3
-    assert sizer.size == 3
-    sizer.observe(3, 0.001)  # a fast model (or nothing to embed) gets whole batches
+    sizer.observe(8, 2.0)  # 4 items a second: 4 s holds 16
+    assert sizer.size == 16
+    sizer.observe(16, 16.0)  # 1 a second would be 4: never fewer than FIRST_BATCH
+    assert sizer.size == FIRST_BATCH
+    sizer.observe(8, 0.001)  # a fast model gets whole batches
     assert sizer.size == 32
     sizer.observe(32, 0.0)
     assert sizer.size == 32
@@ -390,11 +392,10 @@ def batch_sizes(engine: Engine, count: int, batch_seconds: float) -> list[int]:
 def test_a_model_on_this_cpu_gets_batches_it_embeds_in_the_time_asked(
     make_engine: Callable[..., Engine],
 ) -> None:
-    # 0.1 s holds one or two of these paragraphs for the bundled model here, four at most on
-    # a machine five times as fast; the second batch was read before the first was measured.
-    sizes = batch_sizes(make_engine(), 24, batch_seconds=0.1)
-    assert sizes[:2] == [FIRST_BATCH, FIRST_BATCH]
-    assert max(sizes[2:]) <= 4
+    # The bundled model embeds a few of these paragraphs a second: 0.1 s holds fewer than
+    # FIRST_BATCH, 60 s more than 32. The second batch is read before the first is measured.
+    assert batch_sizes(make_engine(), 24, batch_seconds=0.1) == [FIRST_BATCH] * 3
+    assert batch_sizes(make_engine(), 60, batch_seconds=60) == [FIRST_BATCH] * 2 + [32, 12]
 
 
 class SlowServer(Embedder):
