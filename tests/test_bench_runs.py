@@ -22,11 +22,15 @@ PARAGRAPHS = [
 
 @pytest.fixture(scope="module")
 def tiny_xquad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two parallel paragraphs with one question each, in XQuAD's 12 files and format."""
+    """Two parallel paragraphs with 60 questions each (the benches draw up to 1,200
+    questions round-robin over the 12 languages), in XQuAD's 12 files and format."""
     folder = tmp_path_factory.mktemp("xquad")
     for lang in XQUAD_LANGUAGES:
         paragraphs = [
-            {"context": f"{text} ({lang})", "qas": [{"id": f"q{n}", "question": f"Which? {n}"}]}
+            {
+                "context": f"{text} ({lang})",
+                "qas": [{"id": f"q{n}-{m}", "question": f"Which one? {m}"} for m in range(60)],
+            }
             for n, text in enumerate(PARAGRAPHS)
         ]
         data = {"data": [{"title": "tiny", "paragraphs": paragraphs}]}
