@@ -341,8 +341,9 @@ class BatchSizer:
     """How many items the next batch takes: at most `largest`, and with `seconds`, no more
     than the model embeds in about that long at the rate it has shown so far, so that a
     job's progress moves (and is saved) that often even on a slow CPU model, and no fewer
-    than FIRST_BATCH (a batch of one document each was measured at under half the
-    throughput on a busy machine). A sized stream starts with FIRST_BATCH items at most;
+    than FIRST_BATCH (one CPU model call: batches of one document, which a busy machine
+    produced without this floor, stalled the scale-out test). A sized stream starts with
+    FIRST_BATCH items at most;
     `seconds=0` keeps every batch at `largest`.
     (The batch after the first is read ahead, before the first is measured: sizes follow
     the rate one batch late.)"""
