@@ -293,6 +293,7 @@ class Ingestor:
             lang=lang,
             content_hash=content_hash(doc.text),
             metadata=doc.metadata,
+            parts=[part.model_dump(exclude_none=True) for part in doc.parts] if doc.parts else None,
         )
 
 

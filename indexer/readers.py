@@ -1,10 +1,14 @@
-"""Source readers: text, Markdown, HTML and JSONL files (folders recursively) into documents.
+"""Source readers: text, Markdown, JSONL, HTML, PDF, Word, PowerPoint and EPUB files
+(folders recursively) into documents.
 
 Every problem is reported per item (a file, or a line of a JSONL file) with its reason, and
 reading goes on with the rest. Only regular files are read (a FIFO, a socket or a device
 would block or never end), opened without blocking so that one swapped in after the check
 cannot hang the reader, and no document is larger than `max_document_bytes`: a text file as
-a whole, a JSONL file line by line (the file itself may be of any size, streamed).
+a whole, a JSONL file line by line (the file itself may be of any size, streamed), the text
+extracted from any other format. Those formats (`indexer.formats`) are read in worker
+processes (`indexer.extraction`), a few files ahead, so that one damaged file can neither
+crash nor stall the reader.
 """
 
 from __future__ import annotations
@@ -13,21 +17,34 @@ import errno
 import json
 import os
 import stat
-from collections import Counter
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from search.file_types import HTML_SUFFIXES, JSONL_SUFFIXES, READABLE_SUFFIXES
+from indexer.extraction import ExtractionPool, Task, default_processes
+from indexer.formats import extract, too_large
+from indexer.formats.builder import short_title
+from indexer.formats.markdown import markdown_parts
+from search.file_types import (
+    EXTRACTED_SUFFIXES,
+    JSONL_SUFFIXES,
+    MARKDOWN_SUFFIXES,
+    READABLE_SUFFIXES,
+    ZIP_SUFFIXES,
+    describe_readable,
+)
 from search.schemas import DocumentIn, describe_validation_error
 from search.settings import Settings
 
-TITLE_LIMIT = 200
 MAX_DOCUMENT_BYTES: int = Settings.model_fields["max_document_bytes"].default
+MAX_FILE_BYTES: int = Settings.model_fields["max_file_bytes"].default
+EXTRACT_TIMEOUT_S: float = Settings.model_fields["extract_timeout_s"].default
+EXTRACTED_STARTS = (b"%PDF-", b"PK\x03\x04")  # a PDF or an Office file, whatever its name
 SNIFF_BYTES = 8192  # how much of a file is looked at for NUL bytes (binary data)
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 OS_REASONS = {
@@ -47,16 +64,93 @@ class ReadError:
     reason: str
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """How files whose text is extracted are read: by how many processes, for how long at
+    most each, and how large they may be."""
+
+    processes: int = field(default_factory=default_processes)
+    timeout_s: float = EXTRACT_TIMEOUT_S
+    max_file_bytes: int = MAX_FILE_BYTES
+
+    @classmethod
+    def of(cls, settings: Settings) -> Extraction:
+        return cls(
+            settings.extract_processes or default_processes(),
+            settings.extract_timeout_s,
+            settings.max_file_bytes,
+        )
+
+
 def read_sources(
-    paths: Iterable[Path], max_document_bytes: int = MAX_DOCUMENT_BYTES
+    paths: Iterable[Path],
+    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    extraction: Extraction | None = None,
 ) -> Iterator[DocumentIn | ReadError]:
-    """Documents from files and folders, in a stable order."""
-    for path in paths:
-        for entry in _entries(path):
-            if isinstance(entry, ReadError):
-                yield entry
-            else:
-                yield from read_file(*entry, max_document_bytes)
+    """Documents from files and folders, in a stable order; files to extract are read in
+    worker processes, up to two per process ahead of the one yielded."""
+    extraction = extraction or Extraction()
+    pool: ExtractionPool | None = None
+    ahead: deque[ReadError | Future[Any] | tuple[Path, str]] = deque()
+    in_flight = 0
+
+    def settle_first() -> Iterator[DocumentIn | ReadError]:
+        nonlocal in_flight
+        first = ahead.popleft()
+        if isinstance(first, ReadError):
+            yield first
+        elif isinstance(first, Future):
+            in_flight -= 1
+            yield first.result()
+        else:
+            yield from read_file(*first, max_document_bytes)
+
+    try:
+        for path in paths:
+            for entry in _entries(path):
+                if not isinstance(entry, ReadError) and _extracted(entry[0]):
+                    if pool is None:
+                        pool = ExtractionPool(
+                            _failed_task, extraction.processes, extraction.timeout_s
+                        )
+                    task = (str(entry[0]), entry[1], max_document_bytes, extraction.max_file_bytes)
+                    ahead.append(pool.submit(task))
+                    in_flight += 1
+                else:
+                    ahead.append(entry)
+                while ahead and (in_flight > 2 * extraction.processes
+                                 or not isinstance(ahead[0], Future)):
+                    yield from settle_first()
+        while ahead:
+            yield from settle_first()
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def extract_task(task: Task) -> DocumentIn | ReadError:
+    """What a worker process does with a file: read it and extract its text."""
+    path, doc_id, max_document_bytes, max_file_bytes = task
+    return read_extracted(Path(path), doc_id, max_document_bytes, max_file_bytes)
+
+
+def _failed_task(task: Task, reason: str) -> ReadError:
+    return ReadError(task[0], reason)
+
+
+def _extracted(path: Path) -> bool:
+    """Whether a file's text is extracted: by its name, or because it is a PDF or an Office
+    file under another name (looked at without blocking; unreadable ones are left to the
+    text reader, which says why)."""
+    if path.suffix.lower() in EXTRACTED_SUFFIXES:
+        return True
+    if _is_jsonl(path) or path.suffix.lower() in ZIP_SUFFIXES:
+        return False
+    try:
+        with open_regular(path) as handle:
+            return handle.read(8).startswith(EXTRACTED_STARTS)
+    except (OSError, ValueError):
+        return False
 
 
 def count_items(paths: Iterable[Path], max_document_bytes: int = MAX_DOCUMENT_BYTES) -> int:
@@ -100,7 +194,8 @@ def _entries(path: Path) -> Iterator[tuple[Path, str] | ReadError]:
                 found.append((file.relative_to(path).parts, ReadError(shown, reason)))
                 continue
             # A link that leads out of the folder is not part of it.
-            if _is_supported(file) and Path(os.path.realpath(file)).is_relative_to(root):
+            listed = _is_supported(file) or file.suffix.lower() in ZIP_SUFFIXES  # to report
+            if listed and Path(os.path.realpath(file)).is_relative_to(root):
                 relative = file.relative_to(path)
                 found.append((relative.parts, (file, relative.as_posix())))
     for _, entry in sorted(found, key=lambda item: item[0]):
@@ -129,13 +224,20 @@ def read_file(
     path: Path, doc_id: str, max_document_bytes: int = MAX_DOCUMENT_BYTES
 ) -> Iterator[DocumentIn | ReadError]:
     """One file: JSONL gives a document per line (streamed), other formats one document."""
+    suffix = path.suffix.lower()
+    if suffix in ZIP_SUFFIXES:
+        reason = "a ZIP archive inside a folder or another ZIP is not read; unpack it"
+        yield ReadError(str(path), reason)
+        return
     if not _is_supported(path):
-        supported = ", ".join(sorted(READABLE_SUFFIXES))
-        suffix = path.suffix.lower() or "(none)"
-        yield ReadError(str(path), f"unsupported file type {suffix}; use {supported}")
+        reason = f"unsupported file type {suffix or '(none)'}; use {describe_readable()}"
+        yield ReadError(str(path), reason)
         return
     if _is_jsonl(path):
         yield from read_jsonl(path, max_document_bytes)
+        return
+    if suffix in EXTRACTED_SUFFIXES:
+        yield read_extracted(path, doc_id, max_document_bytes)
         return
     try:
         with open_regular(path) as handle:
@@ -143,16 +245,33 @@ def read_file(
     except (OSError, ValueError) as exc:
         yield ReadError(str(path), _reason(exc))
         return
-    is_html = path.suffix.lower() in HTML_SUFFIXES
+    parts = markdown_parts(text) if suffix in MARKDOWN_SUFFIXES else None
+    yield _document(path, doc_id, text=text, title=_first_line(text), parts=parts or None)
+
+
+def read_extracted(
+    path: Path, doc_id: str, max_document_bytes: int, max_file_bytes: int = MAX_FILE_BYTES
+) -> DocumentIn | ReadError:
+    """A PDF, Word, PowerPoint, EPUB or HTML file's text, parts, title and metadata."""
     try:
-        title, body = _html_to_text(text) if is_html else (_first_line(text), text)
-    except Exception as exc:  # noqa: BLE001 - html.parser asserts on some broken markup
-        yield ReadError(str(path), f"could not read the HTML ({type(exc).__name__}: {exc})")
-        return
+        with open_regular(path) as handle:
+            data = _read_document(handle, max_file_bytes, "XLSEARCH_MAX_FILE_BYTES")
+        found = extract(path, data, max_document_bytes)
+    except (OSError, ValueError) as exc:
+        return ReadError(str(path), _reason(exc))
+    except Exception as exc:  # noqa: BLE001 - a reader's library failing on a damaged file
+        return ReadError(str(path), f"could not read it ({type(exc).__name__}: {exc})"[:300])
+    return _document(
+        path, doc_id, text=found.text, title=found.title, parts=found.parts or None,
+        metadata=found.metadata,
+    )
+
+
+def _document(path: Path, doc_id: str, **fields: Any) -> DocumentIn | ReadError:
     try:
-        yield DocumentIn(id=doc_id, text=body, title=title)
+        return DocumentIn(id=doc_id, **fields)
     except ValidationError as exc:
-        yield ReadError(str(path), describe_validation_error(exc))
+        return ReadError(str(path), describe_validation_error(exc))
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -183,21 +302,20 @@ def _require_regular(mode: int) -> None:
     raise ValueError(f"{kind}, not a regular file; only regular files are read")
 
 
-def _read_document(handle: BinaryIO, max_document_bytes: int) -> bytes:
-    """The whole file, refused without reading it when it is over the limit."""
+def _read_document(handle: BinaryIO, limit: int, setting: str | None = None) -> bytes:
+    """The whole file, refused without reading it when it is over `limit` bytes (the
+    document limit, or the file limit named `setting`)."""
     size = os.fstat(handle.fileno()).st_size
-    data = handle.read(max_document_bytes + 1) if size <= max_document_bytes else b""
-    if size > max_document_bytes or len(data) > max_document_bytes:  # or it grew meanwhile
+    data = handle.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:  # or it grew meanwhile
         size = max(size, len(data))
-        raise ValueError(_too_large(f"the file ({size:,} bytes)", max_document_bytes))
+        if setting is None:
+            raise ValueError(too_large(f"the file ({size:,} bytes)", limit))
+        raise ValueError(
+            f"the file ({size:,} bytes) is larger than the {limit:,} bytes a file may have "
+            f"({setting}); split it"
+        )
     return data
-
-
-def _too_large(subject: str, max_document_bytes: int) -> str:
-    return (
-        f"{subject} is larger than the {max_document_bytes:,} bytes one document may have "
-        "(XLSEARCH_MAX_DOCUMENT_BYTES); split it into smaller documents"
-    )
 
 
 def read_jsonl(
@@ -252,7 +370,7 @@ def parse_jsonl(
     for number, raw in enumerate(lines, start=1):
         where = f"{source}:{number}"
         if raw is None:
-            yield ReadError(where, _too_large("the line", max_document_bytes))
+            yield ReadError(where, too_large("the line", max_document_bytes))
             continue
         if not raw.strip():
             continue
@@ -297,89 +415,5 @@ def _first_line(text: str) -> str | None:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
         if line:
-            return line[:TITLE_LIMIT]
+            return short_title(line)
     return None
-
-
-class _TextExtractor(HTMLParser):
-    """Visible text of an HTML page, with block elements on their own lines, and its title."""
-
-    SKIP = {"script", "style", "noscript", "template", "head"}
-    BLOCKS = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "blockquote",
-        "pre",
-        "table",
-        "ul",
-        "ol",
-    }
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title_parts: list[str] = []
-        # Open elements, and how many of each are open: every tag costs constant work (a
-        # scan of the stack per tag made `"<a>x" * n` quadratic: 61 s for 320 KB).
-        self._stack: list[str] = []
-        self._open: Counter[str] = Counter()
-
-    VOID = {
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "source",
-        "track",
-        "wbr",
-    }
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in self.VOID:
-            self._stack.append(tag)
-            self._open[tag] += 1
-        if tag in self.BLOCKS:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._open[tag]:  # close it and whatever was left open inside it
-            while (closed := self._stack.pop()) != tag:
-                self._open[closed] -= 1
-            self._open[tag] -= 1
-        if tag in self.BLOCKS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._open["title"]:
-            self.title_parts.append(data)
-        elif not any(self._open[tag] for tag in self.SKIP):
-            self.parts.append(data)
-
-
-def _html_to_text(html: str) -> tuple[str | None, str]:
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    paragraphs = (" ".join(block.split()) for block in "".join(parser.parts).split("\n\n"))
-    body = "\n\n".join(p for p in paragraphs if p)
-    title = " ".join("".join(parser.title_parts).split()) or _first_line(body)
-    return (title[:TITLE_LIMIT] if title else None), body

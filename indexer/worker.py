@@ -20,7 +20,7 @@ from itertools import islice
 from pathlib import Path
 
 from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
-from indexer.readers import count_items, read_sources
+from indexer.readers import Extraction, count_items, read_sources
 from search.engine import Engine
 from search.errors import XlsearchError
 from search.store.jobs import JobInfo, JobStore
@@ -100,7 +100,9 @@ class Worker:
         if not job.total:
             job = replace(job, total=count_items([source], limit))
             self._jobs.set_total(job.id, job.total)
-        items = islice(read_sources([source], limit), job.cursor, None)
+        items = islice(
+            read_sources([source], limit, Extraction.of(engine.settings)), job.cursor, None
+        )
         log.info(
             "%s takes job %s (%s) from item %d of %d",
             self.name, job.id, job.collection, job.cursor, job.total,

@@ -19,6 +19,7 @@ from rich.text import Text
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
 from search.errors import InvalidInput, StorageUnavailable, XlsearchError
+from search.locators import describe_locator
 from search.preflight import check_storage, database_errors, database_setting, shown_database
 from search.schemas import DEFAULT_MODE, SearchRequest, describe_validation_error
 from search.settings import Settings
@@ -142,7 +143,7 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from indexer.pipeline import Ingestor, IngestSummary, ingest_stream
-    from indexer.readers import count_items, read_sources
+    from indexer.readers import Extraction, count_items, read_sources
     from search.collections import ensure_collection
 
     with closing(_open_engine()) as engine:  # stops language processes, model pools
@@ -168,7 +169,7 @@ def ingest(
                 return False
 
             summary = ingest_stream(
-                read_sources(paths, limit),
+                read_sources(paths, limit, Extraction.of(engine.settings)),
                 ingestor,
                 engine.settings.ingest_batch_documents,
                 show,
@@ -238,7 +239,7 @@ def search(
             str(rank),
             f"{result.score:.3f}",
             result.lang,
-            result.title or result.id,
+            "\n".join(filter(None, [result.title or result.id, describe_locator(result.locator)])),
             _marked(result.snippet.text, result.snippet.highlights),
         )
     out.print(table)

@@ -111,6 +111,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+PART_KINDS = ("page", "slide", "section")
+MAX_PARTS = 10_000  # pages, slides or sections of one document
+SECTION_LIMIT = 200  # characters of a section's name
+
+
+class Part(Strict):
+    """Where a page, slide or section of a document begins in its `text`: the readers of
+    PDF, PowerPoint, Word, EPUB, HTML and Markdown files set these, so that a search result
+    can say where in the file it is (its `locator`)."""
+
+    start: int = Field(ge=0, description="Character offset in `text` where the part begins.")
+    page: int | None = Field(None, ge=1, description="Page number (PDF).")
+    slide: int | None = Field(None, ge=1, description="Slide number (PowerPoint).")
+    section: Text | None = Field(
+        None, min_length=1, max_length=SECTION_LIMIT, description="Heading of the section."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Part:
+        if sum(getattr(self, kind) is not None for kind in PART_KINDS) != 1:
+            raise ValueError("a part has exactly one of page, slide or section")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in PART_KINDS if getattr(self, kind) is not None)
+
+
 class DocumentIn(Strict):
     """One document to ingest."""
 
@@ -122,6 +150,12 @@ class DocumentIn(Strict):
     )
     url: Text | None = Field(None, max_length=4000)
     metadata: Metadata = Field(default_factory=dict)
+    parts: list[Part] | None = Field(
+        None,
+        max_length=MAX_PARTS,
+        description="Where each page, slide or section begins in `text`, in order, all of "
+        "one kind; search results then carry a `locator`.",
+    )
 
     @field_validator("id", mode="before")
     @classmethod
@@ -134,6 +168,23 @@ class DocumentIn(Strict):
         if not value.strip():
             raise ValueError("text is empty")
         return value
+
+    @model_validator(mode="after")
+    def _parts_in_order(self) -> DocumentIn:
+        if not self.parts:
+            return self
+        kinds = {part.kind for part in self.parts}
+        if len(kinds) > 1:
+            raise ValueError(f"parts mix {' and '.join(sorted(kinds))}; use one kind")
+        starts = [part.start for part in self.parts]
+        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+            raise ValueError("parts must begin at increasing offsets")
+        if starts[-1] >= len(self.text):
+            raise ValueError(
+                f"a part begins at {starts[-1]}, past the end of the text ({len(self.text)} "
+                "characters)"
+            )
+        return self
 
 
 class Snippet(BaseModel):
@@ -155,6 +206,12 @@ class SearchResult(BaseModel):
     lang: str
     url: str | None
     metadata: dict[str, Any]
+    locator: dict[str, int | str] | None = Field(
+        None,
+        description="Where the snippet is in the file: `{\"page\": 12}`, `{\"slide\": 3}` or "
+        "`{\"section\": \"2.3 Liability\"}`, with `to` naming the last page, slide or "
+        "section when it runs on into others; null for documents without parts.",
+    )
     score: float = Field(description="What the results are ordered by (the fused score in "
                          "`hybrid` mode).")
     dense_score: float | None = Field(

@@ -290,6 +290,7 @@ def _results(
                 lang=hit.lang,
                 url=hit.url,
                 metadata=hit.metadata,
+                locator=hit.locator,
                 score=round(ranked.score, 6),
                 dense_score=None if ranked.dense is None else round(ranked.dense, 6),
                 dense_rank=dense_rank.get(n),

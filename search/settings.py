@@ -155,6 +155,22 @@ class Settings(BaseSettings):
         description="Largest document text (UTF-8 bytes; a file or a JSONL line); larger ones "
         "are refused per item.",
     )
+    max_file_bytes: int = Field(
+        100 * 2**20,
+        ge=1024,
+        description="Largest PDF, Word, PowerPoint, EPUB or HTML file read (its extracted text "
+        "must also fit max_document_bytes); larger ones are refused per item.",
+    )
+    extract_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that extract text from PDF, Office, EPUB and HTML files; 0: half "
+        "the cores, 1 to 8.",
+    )
+    extract_timeout_s: float = Field(
+        120.0, gt=0, description="Longest a file's text extraction may take before it fails."
+    )
     max_unpacked_bytes: int = Field(
         2**30, ge=1024, description="Most bytes one uploaded ZIP may unpack to."
     )

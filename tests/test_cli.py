@@ -57,7 +57,7 @@ def ingested(xlsearch: Run) -> subprocess.CompletedProcess[str]:
 
 def test_ingest_the_sample_corpus(ingested: subprocess.CompletedProcess[str]) -> None:
     assert ingested.returncode == 0, ingested.stderr
-    assert "38 documents" in ingested.stdout and "38 new" in ingested.stdout
+    assert "42 documents" in ingested.stdout and "42 new" in ingested.stdout
     assert "0 failed" in ingested.stdout
     assert "docs/s" in ingested.stderr  # the progress bar
     assert "note:" not in ingested.stderr  # the folder was empty, but ingest fills it
@@ -67,7 +67,7 @@ def test_ingest_again_changes_nothing(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:
     again = xlsearch("ingest", "data")
-    assert again.returncode == 0 and "38 unchanged" in again.stdout
+    assert again.returncode == 0 and "42 unchanged" in again.stdout
 
 
 def test_search_prints_a_table(ingested: subprocess.CompletedProcess[str], xlsearch: Run) -> None:
@@ -89,7 +89,7 @@ def test_search_json_is_the_rest_body(
     first = body["results"][0]
     assert set(first) == {
         "id", "title", "lang", "url", "metadata", "score", "snippet",
-        "dense_score", "dense_rank", "lexical_score", "lexical_rank",
+        "dense_score", "dense_rank", "lexical_score", "lexical_rank", "locator",
     }
     assert set(first["snippet"]) == {"text", "start", "end", "highlights"}
 
@@ -134,7 +134,7 @@ def test_collections_lists_counts(
     result = xlsearch("collections")
     assert result.returncode == 0
     assert "default" in result.stdout and "multilingual-e5-small-q4" in result.stdout
-    assert " 38 " in result.stdout
+    assert " 42 " in result.stdout
     assert result.stderr == ""
 
 
@@ -162,7 +162,7 @@ def test_db_upgrade_and_index_upkeep(
 ) -> None:
     assert xlsearch("db", "upgrade").returncode == 0
     rebuilt = xlsearch("index", "rebuild")
-    assert rebuilt.returncode == 0 and '"count": 38' in rebuilt.stdout
+    assert rebuilt.returncode == 0 and '"count": 42' in rebuilt.stdout
     assert xlsearch("index", "snapshot").returncode == 0
 
 
@@ -431,3 +431,12 @@ def test_readme_quickstart_waits_for_the_server_then_searches(
     assert shell.returncode == 0, log
     titles = [result["title"] for result in json.loads(answer)["results"]]
     assert "The Eiffel Tower" in titles and "La tour Eiffel" in titles
+
+
+def test_search_shows_where_in_a_file_a_result_is(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    result = xlsearch("search", "Wie lang ist die Chinesische Mauer?", "-k", "3")
+    assert result.returncode == 0, result.stderr
+    assert "Wonders of the world" in result.stdout
+    assert "pp. 1–3" in result.stdout  # the sample PDF's three short pages are one chunk

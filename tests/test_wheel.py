@@ -59,7 +59,7 @@ def test_the_wheel_installed_elsewhere_serves_the_page_and_the_sample(tmp_path: 
         text=True, env={"XLSEARCH_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
     )
     assert ingested.returncode == 0, ingested.stderr
-    assert "38 documents" in ingested.stdout and "0 failed" in ingested.stdout
+    assert "42 documents" in ingested.stdout and "0 failed" in ingested.stdout
     with running_server(data_dir, "--no-worker", python=python, cwd=tmp_path) as base:
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "xlsearch" in page.text

@@ -224,7 +224,10 @@ function renderResult(result) {
   const badge = element("span", { class: "badge", title: languageName(result.lang) }, result.lang);
   const score = element("span", { class: "score", title: explainScore(result) },
     result.score.toFixed(3));
-  head.append(title, badge, score);
+  head.append(title, badge);
+  const locator = describeLocator(result.locator);
+  if (locator) head.append(element("span", { class: "locator", dir: "auto" }, locator));
+  head.append(score);
 
   const snippet = element("p", { class: "snippet", dir: "auto" });
   snippet.append(...marked(result.snippet.text, result.snippet.highlights || []));
@@ -243,6 +246,19 @@ function renderResult(result) {
   const where = `${result.id} · characters ${result.snippet.start}–${result.snippet.end}`;
   item.append(element("p", { class: "where", dir: "ltr" }, where));
   return item;
+}
+
+// Where in its file a result is: "p. 12", "pp. 12–13", "slide 3", "§ 2.3 Liability".
+function describeLocator(locator) {
+  if (!locator) return "";
+  const kinds = [["page", "p.", "pp."], ["slide", "slide", "slides"], ["section", "§", "§"]];
+  for (const [kind, one, many] of kinds) {
+    if (locator[kind] === undefined) continue;
+    if (locator.to === undefined) return `${one} ${locator[kind]}`;
+    return kind === "section"
+      ? `§ ${locator[kind]} → ${locator.to}` : `${many} ${locator[kind]}–${locator.to}`;
+  }
+  return "";
 }
 
 // What the score is made of, shown when the pointer rests on it.

@@ -144,6 +144,9 @@ class DocumentOut(BaseModel):
     lang: str
     metadata: dict[str, Any]
     text: str
+    parts: list[dict[str, Any]] | None = Field(
+        None, description="Where each page, slide or section begins in `text`, if known."
+    )
 
 
 class EmbeddingsIn(BaseModel):

@@ -22,7 +22,7 @@ import anyio
 
 from search.api.multipart import PartStart, multipart_events
 from search.errors import Forbidden, InvalidInput, UnsupportedMedia
-from search.file_types import READABLE_SUFFIXES
+from search.file_types import BINARY_SUFFIXES, READABLE_SUFFIXES, ZIP_SUFFIXES, describe_readable
 from search.schemas import DocumentIn, clean_text
 from search.settings import Settings
 from search.store.jobs import JobStore
@@ -116,7 +116,8 @@ async def _receive_files(
                 else:
                     names.claim(PurePosixPath(name), repr(name))
                     target = folder / name
-                sink = _FileSink(target, name, sniff=not is_zip)
+                binary = is_zip or PurePosixPath(name).suffix.lower() in BINARY_SUFFIXES
+                sink = _FileSink(target, name, sniff=not binary)
             elif isinstance(event, bytes):
                 if sink is not None:
                     await sink.write(event)
@@ -154,7 +155,10 @@ class _FileSink:
 
     async def _flush(self) -> None:
         if self._sniff and self._offset == 0 and b"\x00" in self._buffer[:SNIFF_BYTES]:
-            raise InvalidInput(f"{self._name}: binary data; upload UTF-8 text, JSONL or a ZIP")
+            raise InvalidInput(
+                f"{self._name}: binary data; upload UTF-8 text, JSONL, a document format "
+                "or a ZIP"
+            )
         data, self._buffer = self._buffer, bytearray()
         await anyio.to_thread.run_sync(self._handle.write, data)
         self._offset += len(data)
@@ -168,9 +172,7 @@ def _upload_name(raw: str) -> str:
         raise InvalidInput(f"file name {raw!r}: hidden names (starting with '.') are refused")
     suffix = PurePosixPath(name).suffix.lower()
     if suffix != ".zip" and suffix not in READABLE_SUFFIXES:
-        raise UnsupportedMedia(
-            f"{name}: unsupported file type; upload .jsonl, .txt, .md, .html or .zip"
-        )
+        raise UnsupportedMedia(f"{name}: unsupported file type; upload {describe_readable()}")
     return name
 
 
@@ -293,14 +295,15 @@ def _plan(
 
 def _entry_path(filename: str, archive: str) -> PurePosixPath | None:
     """Where an entry goes in the upload folder, or None for one the readers would skip
-    anyway (hidden files, macOS metadata, types other than text, Markdown, HTML, JSONL)."""
+    anyway (hidden files, macOS metadata, types it cannot read). A ZIP inside the archive is
+    written as it is, for the reader to report as an item it does not unpack."""
     raw = filename.replace("\\", "/")
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if raw.startswith("/") or ".." in parts:
         raise InvalidInput(f"{archive}: entry {filename!r} escapes the archive")
     if not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
         return None
-    if PurePosixPath(parts[-1]).suffix.lower() not in READABLE_SUFFIXES:
+    if PurePosixPath(parts[-1]).suffix.lower() not in READABLE_SUFFIXES | ZIP_SUFFIXES:
         return None
     for part in parts:
         _check_name(part, f"{archive}: entry {filename!r}")

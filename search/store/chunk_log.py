@@ -11,6 +11,7 @@ from sqlalchemy import BindParameter, Text, bindparam, cast, delete, func, null,
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionDeleted
+from search.locators import locate
 from search.store.records import ChunkHit, ChunkPage
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
@@ -22,6 +23,7 @@ _HITS = (
     select(
         Chunk.id, Document.external_id, Document.title, Document.url, Document.lang,
         Document.meta, Chunk.lang, Chunk.text, Chunk.char_start, Chunk.char_end,
+        Document.parts,
     )
     .join(Document, Chunk.document_id == Document.id)
     .where(Chunk.id.in_(_IDS))
@@ -181,8 +183,9 @@ class ChunkLog(Sessions):
                 text=text,
                 start=start,
                 end=end,
+                locator=locate(parts, start, end),
             )
-            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end
+            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end, parts
             in self._by_ids(_HITS, chunk_ids)
         }
 

@@ -171,3 +171,4 @@ class DocumentRepository(Sessions):
         row.url = record.url
         row.lang = record.lang
         row.meta = record.metadata
+        row.parts = record.parts

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from search.locators import Locator
 from search.schemas import clean_text
 
 R = TypeVar("R")
@@ -46,6 +47,7 @@ class DocumentRecord:
     lang: str
     content_hash: str
     metadata: dict[str, Any]
+    parts: list[dict[str, Any]] | None = None  # where pages, slides or sections begin
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class ChunkHit:
     text: str
     start: int
     end: int
+    locator: Locator | None = None  # page, slide or section of the file (search.locators)
 
 
 def storable(key: str) -> bool:

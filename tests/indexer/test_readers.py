@@ -68,8 +68,10 @@ def test_unreadable_inputs_are_reported_and_the_rest_goes_on(tmp_path: Path) -> 
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "empty.md").write_text("  \n", "utf-8")
     (tmp_path / "ok.txt").write_text("Fine.", "utf-8")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
-    other = tmp_path / "notes.docx"
+    (tmp_path / "short.pdf").write_bytes(b"%PDF")
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+    (tmp_path / "ignored.xlsx").write_bytes(b"PK")  # not a supported type: not in the walk
+    other = tmp_path / "sheet.xlsx"
     other.write_bytes(b"PK")
     items = read(tmp_path, tmp_path / "missing.txt", other)
     reasons = {Path(i.source).name: i.reason for i in items if isinstance(i, ReadError)}
@@ -77,7 +79,10 @@ def test_unreadable_inputs_are_reported_and_the_rest_goes_on(tmp_path: Path) -> 
     assert "not valid UTF-8 (byte 3)" in reasons["latin1.txt"]
     assert reasons["empty.md"] == "text: text is empty"
     assert reasons["missing.txt"] == "no such file or folder"
-    assert reasons["notes.docx"].startswith("unsupported file type .docx; use .htm")
+    assert reasons["short.pdf"] == "not a valid PDF file (it does not start like one)"
+    assert reasons["notes.docx"] == "not a valid DOCX file (it does not start like one)"
+    assert reasons["sheet.xlsx"].startswith("unsupported file type .xlsx; use .docx, .epub")
+    assert "ignored.xlsx" not in reasons
     assert [i.id for i in items if isinstance(i, DocumentIn)] == ["ok.txt"]
 
 
@@ -185,15 +190,19 @@ def test_symlink_loops_are_reported(tmp_path: Path) -> None:
 
 def test_files_over_the_document_limit_are_refused(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_text("word " * 300, "utf-8")  # 1,500 bytes
-    (tmp_path / "big.html").write_text("<p>" + "x" * 1100 + "</p>", "utf-8")
+    (tmp_path / "big.html").write_text("<p>" + "x" * 1100 + "</p>", "utf-8")  # text 1,100
+    (tmp_path / "small.html").write_text(f"<p>{'z' * 900}</p><!-- {'.' * 900} -->", "utf-8")
     (tmp_path / "exact.txt").write_text("y" * 1024, "utf-8")
     items, total = read_safely(tmp_path, limit=1024)
+    limit = (
+        "is larger than the 1,024 bytes one document may have (XLSEARCH_MAX_DOCUMENT_BYTES); "
+        "split it into smaller documents"
+    )
     assert reasons(items) == {
-        name: f"the file ({size:,} bytes) is larger than the 1,024 bytes one document may "
-        "have (XLSEARCH_MAX_DOCUMENT_BYTES); split it into smaller documents"
-        for name, size in [("big.txt", 1500), ("big.html", 1107)]
+        "big.txt": f"the file (1,500 bytes) {limit}",
+        "big.html": f"the extracted text {limit}",  # the file's size is not what counts
     }
-    assert ids(items) == ["exact.txt"] and total == len(items) == 3
+    assert ids(items) == ["exact.txt", "small.html"] and total == len(items) == 4
 
 
 def test_a_jsonl_line_over_the_limit_is_one_bad_item(tmp_path: Path) -> None:

@@ -38,6 +38,22 @@ EXTRA_DOCUMENTS: list[dict[str, Any]] = [
         "url": "https://example.org/olive",
         "text": "עץ הזית גדל באגן הים התיכון כבר אלפי שנים. מפירותיו מפיקים שמן זית.",
     },
+    {  # pages, as the PDF reader gives them (here over the REST API)
+        "id": "keeper-manual.pdf",
+        "title": "Lighthouse keeper's manual",
+        "lang": "en",
+        "text": "Chapter 3. The lantern.\n\n\nThe keeper polishes the brass lens of the "
+        "lighthouse lantern every morning and trims the wick before dusk.",
+        "parts": [{"start": 0, "page": 6}, {"start": 26, "page": 7}],
+    },
+    {
+        "id": "glaciers.pptx",
+        "title": "Glaciers",
+        "lang": "en",
+        "text": "Glaciers of the Alps are melting.\n\n\nThe Aletsch glacier lost a kilometre "
+        "of its length in thirty years.",
+        "parts": [{"start": 0, "slide": 3}, {"start": 36, "slide": 4}],
+    },
 ]
 
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.processes import running_server
 from tests.waiting import wait_until
-from tests.web.conftest import XSS_TITLE, copy_to_docs, save_screenshot
+from tests.web.conftest import XSS_TITLE, copy_to_docs, corpus, save_screenshot
 
 
 def ask(page: Any, question: str) -> None:
@@ -87,11 +87,23 @@ def test_more_results_append_the_next_page(web_server: str, page: Any) -> None:
     expect(page.locator(".result")).to_have_count(10)
     assert result_ids(page)[:5] == first and len(set(result_ids(page))) == 10
     expect(page.locator("#summary")).to_contain_text("10 results")
-    while page.locator("#more-results").is_visible():  # the sample holds 38 documents
+    while page.locator("#more-results").is_visible():  # until every document is shown
         count = page.locator(".result").count()
         page.click("#more-results")
         expect(page.locator(".result")).not_to_have_count(count)
-    assert len(set(result_ids(page))) == page.locator(".result").count() == 38
+    assert len(set(result_ids(page))) == page.locator(".result").count() == len(corpus())
+
+
+def test_results_from_files_say_where_in_the_file_they_are(web_server: str, page: Any) -> None:
+    page.goto(web_server)
+    ask(page, "Wer poliert die Linse des Leuchtturms?")
+    first = page.locator(".result").first
+    expect(first.locator(".title")).to_have_text("Lighthouse keeper's manual")
+    expect(first.locator(".locator")).to_have_text("pp. 6–7")
+    ask(page, "¿Cuánto ha retrocedido el glaciar Aletsch?")
+    expect(page.locator(".result").first.locator(".locator")).to_have_text("slides 3–4")
+    sample = page.locator(".result", has_text="Eiffel")
+    assert all(not r.locator(".locator").count() for r in sample.all())  # no parts, no label
 
 
 def test_the_url_round_trips_and_history_works(web_server: str, page: Any) -> None:

@@ -87,6 +87,7 @@ def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
         lang=record.lang,
         metadata=record.metadata,
         text=record.text,
+        parts=record.parts,
     )
 
 
