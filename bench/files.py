@@ -2,9 +2,9 @@
 corpus and bench/extract.py: real files, made by the libraries that office tools use
 (ReportLab, python-docx, python-pptx), so the readers meet what users have.
 
-PDF pages in Chinese use ReportLab's built-in CID font; Arabic needs a TrueType font with
-Arabic letters (DejaVu Sans, Debian's fonts-dejavu-core), drawn right to left as a PDF
-writer lays out an RTL line.
+PDF pages in Chinese use ReportLab's built-in CID font, other scripts a TrueType font (DejaVu
+Sans, Debian's fonts-dejavu-core); Arabic is drawn right to left as a PDF writer lays out
+an RTL line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-ARABIC_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 RTL_LANGUAGES = {"ar", "fa", "ur"}
 CJK_LANGUAGES = {"zh", "ja"}
 
@@ -70,18 +70,18 @@ def pdf_bytes(
 
 
 def _font(lang: str, pdfmetrics: object, cid_font: type) -> str:
+    """ReportLab's CID fonts for Chinese and Japanese, DejaVu Sans for every other script
+    it covers (Latin, Greek, Cyrillic, Arabic; not Devanagari or Thai)."""
     if lang in CJK_LANGUAGES:
         name = "STSong-Light" if lang == "zh" else "HeiseiMin-W3"
         pdfmetrics.registerFont(cid_font(name))  # type: ignore[attr-defined]
         return name
-    if lang in RTL_LANGUAGES or lang in {"ru", "el", "hi", "th"}:
-        from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfbase.ttfonts import TTFont
 
-        if not ARABIC_FONT.exists():
-            raise FileNotFoundError(f"{ARABIC_FONT} is missing: apt-get install fonts-dejavu-core")
-        pdfmetrics.registerFont(TTFont("DejaVuSans", str(ARABIC_FONT)))  # type: ignore[attr-defined]
-        return "DejaVuSans"
-    return "Helvetica"
+    if not DEJAVU_SANS.exists():
+        raise FileNotFoundError(f"{DEJAVU_SANS} is missing: apt-get install fonts-dejavu-core")
+    pdfmetrics.registerFont(TTFont("DejaVuSans", str(DEJAVU_SANS)))  # type: ignore[attr-defined]
+    return "DejaVuSans"
 
 
 def _draw_picture(pdf: object) -> None:

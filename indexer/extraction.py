@@ -156,10 +156,11 @@ class ExtractionPool:
             self._idle.put(worker)
 
     def close(self) -> None:
-        """Stop the threads and the processes (tasks not started are dropped)."""
-        self._threads.shutdown(wait=True, cancel_futures=True)
-        for worker in self._workers:
+        """Stop the processes, then the threads: a file being read fails as crashed, tasks
+        not started are dropped."""
+        for worker in list(self._workers):
             worker.stop()
+        self._threads.shutdown(wait=True, cancel_futures=True)
         self._workers.clear()
 
     def __enter__(self) -> ExtractionPool:

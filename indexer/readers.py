@@ -119,6 +119,7 @@ def read_sources(
                 else:
                     ahead.append(entry)
                 while ahead and (in_flight > 2 * extraction.processes
+                                 or len(ahead) > 4 * extraction.processes
                                  or not isinstance(ahead[0], Future)):
                     yield from settle_first()
         while ahead:

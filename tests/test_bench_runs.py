@@ -62,3 +62,11 @@ def test_serve_bench_runs_end_to_end(tiny_xquad: Path) -> None:
         "serve", str(tiny_xquad), "--documents", "6", "--repeats", "1", "--searches", "10"
     )
     assert "QPS" in out
+
+
+def test_extract_bench_runs_end_to_end(tiny_xquad: Path) -> None:
+    out = run_bench(
+        "extract", str(tiny_xquad), "--files", "2", "--pages", "3", "--repeats", "1",
+        "--ingest-files", "1",
+    )
+    assert "| pdf " in out and "| html " in out and "of the time" in out

@@ -21,6 +21,8 @@ NAMED = {
     **dict.fromkeys(HTML_SUFFIXES, "html"),
 }
 HTML_STARTS = (b"<!doctype html", b"<html")
+MAX_RATIO = 100  # what an Office file or EPUB may unpack to, times its size...
+MAX_UNPACKED = 64 * 2**20  # ...or this much, whichever is more
 
 
 def sniff_format(data: bytes, suffix: str) -> str | None:
@@ -40,10 +42,19 @@ def sniff_format(data: bytes, suffix: str) -> str | None:
     return None
 
 
+def _check_unpacked_size(entries: list[zipfile.ZipInfo], size: int) -> None:
+    """Office files and EPUBs are read whole by their libraries: refuse a ZIP bomb first."""
+    if sum(entry.file_size for entry in entries) > max(MAX_UNPACKED, MAX_RATIO * size):
+        raise ValueError(
+            f"the file unpacks to more than {MAX_RATIO} times its size, like a ZIP bomb"
+        )
+
+
 def _zip_format(data: bytes, suffix: str) -> str:
     """DOCX, PPTX and EPUB are ZIP archives, told apart by the entries they must hold."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_unpacked_size(archive.infolist(), len(data))
             names = set(archive.namelist())
             if "mimetype" in names and archive.read("mimetype").strip() == b"application/epub+zip":
                 return "epub"

@@ -3,11 +3,17 @@ slides and sections, their titles and metadata; broken files reported one by one
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from bench import files
+from indexer.extraction import ExtractionPool
 from indexer.readers import Extraction, ReadError, read_sources
 from search.locators import describe_locator, locate
 from search.schemas import DocumentIn
@@ -20,6 +26,7 @@ from tests.formats_corpus import (
     write_broken,
     write_corpus,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +187,60 @@ def test_locators_name_the_part_a_span_starts_in_and_where_it_ends() -> None:
 def test_parts_given_over_the_api_are_checked(parts: list, message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         DocumentIn.model_validate({"text": "eleven char", "parts": parts})
+
+
+def test_a_pdf_with_only_an_owner_password_is_read(tmp_path: Path) -> None:
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(files.pdf_bytes(PDF_PAGES[:1])))
+    writer.encrypt(user_password="", owner_password="owner")  # opens without a password
+    writer.write(tmp_path / "owned.pdf")
+    [found] = read_sources([tmp_path / "owned.pdf"])
+    assert isinstance(found, DocumentIn) and "tea ceremony" in found.text
+
+
+def extraction_processes() -> list[int]:
+    """Process ids of this process's extraction workers (`python -m indexer.extraction`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit():
+                continue
+            status = (entry / "status").read_text()
+            parent = int(status.split("PPid:")[1].split()[0])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and b"indexer.extraction" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_reader_that_dies_costs_only_its_file(tmp_path: Path) -> None:
+    slow = tmp_path / "huge.html"  # seconds of parsing: time to kill the process reading it
+    slow.write_text("<html><body>" + "<p>word and word</p>" * 1_500_000 + "</body></html>")
+    write_corpus(tmp_path)
+    pool = ExtractionPool(lambda task, reason: ReadError(task[0], reason), 1, 120)
+    try:
+        dying = pool.submit((str(slow), "huge.html", 2**26, 2**30))
+        wait_until(lambda: bool(extraction_processes()), 30, "an extraction process")
+        time.sleep(1.0)
+        for pid in extraction_processes():
+            os.kill(pid, signal.SIGKILL)
+        died = dying.result(60)
+        assert isinstance(died, ReadError) and "its reader crashed on it" in died.reason
+        after = pool.submit((str(tmp_path / "world.pdf"), "world.pdf", 2**21, 2**27)).result(60)
+        assert isinstance(after, DocumentIn) and after.parts  # a fresh process read it
+    finally:
+        pool.close()
+    assert not extraction_processes()
+
+
+def test_an_office_file_that_unpacks_like_a_zip_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * 80 * 2**20)  # 80 MiB in about 80 kB
+    [found] = read_sources([bomb])
+    assert isinstance(found, ReadError) and "like a ZIP bomb" in found.reason
