@@ -25,6 +25,7 @@ from search.index_manager import CollectionIndex, IndexManager
 from search.language import QUERY_TRIALS, detect_language
 from search.lexical_index import LexicalIndex
 from search.lexical_query import LexicalQuery, highlights, parse_query
+from search.locators import locate
 from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
 from search.store.records import ChunkHit
 from search.store.repository import Store
@@ -290,7 +291,7 @@ def _results(
                 lang=hit.lang,
                 url=hit.url,
                 metadata=hit.metadata,
-                locator=hit.locator,
+                locator=locate(hit.parts, hit.start, hit.end),
                 score=round(ranked.score, 6),
                 dense_score=None if ranked.dense is None else round(ranked.dense, 6),
                 dense_rank=dense_rank.get(n),

@@ -11,7 +11,6 @@ from sqlalchemy import BindParameter, Text, bindparam, cast, delete, func, null,
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionDeleted
-from search.locators import locate
 from search.store.records import ChunkHit, ChunkPage
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
@@ -183,7 +182,7 @@ class ChunkLog(Sessions):
                 text=text,
                 start=start,
                 end=end,
-                locator=locate(parts, start, end),
+                parts=parts,
             )
             for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end, parts
             in self._by_ids(_HITS, chunk_ids)

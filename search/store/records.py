@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from search.locators import Locator
 from search.schemas import clean_text
 
 R = TypeVar("R")
@@ -104,7 +103,7 @@ class ChunkHit:
     text: str
     start: int
     end: int
-    locator: Locator | None = None  # page, slide or section of the file (search.locators)
+    parts: list[dict[str, Any]] | None = None  # the document's pages, slides or sections
 
 
 def storable(key: str) -> bool:
