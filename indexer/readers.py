@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,6 +32,7 @@ from indexer.formats import extract, too_large
 from indexer.formats.builder import short_title
 from indexer.formats.markdown import markdown_parts
 from search.file_types import (
+    EXTRACTED_STARTS,
     EXTRACTED_SUFFIXES,
     JSONL_SUFFIXES,
     MARKDOWN_SUFFIXES,
@@ -44,7 +46,6 @@ from search.settings import Settings
 MAX_DOCUMENT_BYTES: int = Settings.model_fields["max_document_bytes"].default
 MAX_FILE_BYTES: int = Settings.model_fields["max_file_bytes"].default
 EXTRACT_TIMEOUT_S: float = Settings.model_fields["extract_timeout_s"].default
-EXTRACTED_STARTS = (b"%PDF-", b"PK\x03\x04")  # a PDF or an Office file, whatever its name
 SNIFF_BYTES = 8192  # how much of a file is looked at for NUL bytes (binary data)
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 OS_REASONS = {
@@ -86,12 +87,14 @@ def read_sources(
     paths: Iterable[Path],
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     extraction: Extraction | None = None,
+    skip: int = 0,
 ) -> Iterator[DocumentIn | ReadError]:
     """Documents from files and folders, in a stable order; files to extract are read in
-    worker processes, up to two per process ahead of the one yielded."""
+    worker processes, up to two per process ahead of the one yielded. The first `skip`
+    items (a job resumed at its cursor) are passed over without being read."""
     extraction = extraction or Extraction()
     pool: ExtractionPool | None = None
-    ahead: deque[ReadError | Future[Any] | tuple[Path, str]] = deque()
+    ahead: deque[ReadError | Future[Any] | tuple[Path, str] | _Rest] = deque()
     in_flight = 0
 
     def settle_first() -> Iterator[DocumentIn | ReadError]:
@@ -99,6 +102,8 @@ def read_sources(
         first = ahead.popleft()
         if isinstance(first, ReadError):
             yield first
+        elif isinstance(first, _Rest):
+            yield from islice(read_file(*first.entry, max_document_bytes), first.skip, None)
         elif isinstance(first, Future):
             in_flight -= 1
             yield first.result()
@@ -108,6 +113,15 @@ def read_sources(
     try:
         for path in paths:
             for entry in _entries(path):
+                if skip:
+                    items = _items_in(entry, max_document_bytes)
+                    if items <= skip:
+                        skip -= items
+                        continue
+                    assert not isinstance(entry, ReadError)  # a JSONL file: items > 1
+                    ahead.append(_Rest(entry, skip))
+                    skip = 0
+                    continue
                 if not isinstance(entry, ReadError) and _extracted(entry[0]):
                     if pool is None:
                         pool = ExtractionPool(
@@ -157,14 +171,24 @@ def _extracted(path: Path) -> bool:
 def count_items(paths: Iterable[Path], max_document_bytes: int = MAX_DOCUMENT_BYTES) -> int:
     """How many items `read_sources` will yield (JSONL lines counted), for progress bars and
     for resuming a job at an item; it reads no more than `read_sources` would."""
-    total = 0
-    for path in paths:
-        for entry in _entries(path):
-            if isinstance(entry, ReadError) or not _is_jsonl(entry[0]):
-                total += 1
-            else:
-                total += _count_jsonl(entry[0], max_document_bytes)
-    return total
+    return sum(
+        _items_in(entry, max_document_bytes) for path in paths for entry in _entries(path)
+    )
+
+
+def _items_in(entry: tuple[Path, str] | ReadError, max_document_bytes: int) -> int:
+    """How many items one entry of `_entries` gives: a JSONL file's lines, else one."""
+    if isinstance(entry, ReadError) or not _is_jsonl(entry[0]):
+        return 1
+    return _count_jsonl(entry[0], max_document_bytes)
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """A JSONL file whose first `skip` lines a resumed job has already taken."""
+
+    entry: tuple[Path, str]
+    skip: int
 
 
 def _entries(path: Path) -> Iterator[tuple[Path, str] | ReadError]:

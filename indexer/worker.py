@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from itertools import islice
 from pathlib import Path
 
 from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
@@ -100,9 +99,7 @@ class Worker:
         if not job.total:
             job = replace(job, total=count_items([source], limit))
             self._jobs.set_total(job.id, job.total)
-        items = islice(
-            read_sources([source], limit, Extraction.of(engine.settings)), job.cursor, None
-        )
+        items = read_sources([source], limit, Extraction.of(engine.settings), skip=job.cursor)
         log.info(
             "%s takes job %s (%s) from item %d of %d",
             self.name, job.id, job.collection, job.cursor, job.total,

@@ -13,6 +13,8 @@ PPTX_SUFFIXES = frozenset({".pptx"})
 EPUB_SUFFIXES = frozenset({".epub"})
 ZIP_SUFFIXES = frozenset({".zip"})
 # Binary formats: an upload of one holds NUL bytes by nature.
+# How a PDF and an Office file or EPUB (a ZIP) begin: read as such whatever their name.
+EXTRACTED_STARTS = (b"%PDF-", b"PK\x03\x04")
 BINARY_SUFFIXES = PDF_SUFFIXES | DOCX_SUFFIXES | PPTX_SUFFIXES | EPUB_SUFFIXES
 # Formats whose text a reader extracts (in a separate process: see indexer.extraction).
 EXTRACTED_SUFFIXES = BINARY_SUFFIXES | HTML_SUFFIXES

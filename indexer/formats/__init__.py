@@ -9,12 +9,25 @@ from pathlib import Path
 from indexer.formats.builder import Extracted, too_large
 from indexer.formats.sniff import sniff_format
 
-__all__ = ["Extracted", "extract", "sniff_format", "too_large"]
+__all__ = ["Extracted", "extract", "preload", "sniff_format", "too_large"]
+READER_LIBRARIES = ("pypdfium2", "docx", "pptx", "trafilatura", "trafilatura.utils")
+
+
+def preload() -> None:
+    """Import every reader and its library now (a worker process, before its first file,
+    so that no file's time limit pays for the imports); a caller otherwise imports them
+    only when a file needs them."""
+    import importlib
+
+    for module in ("pdf", "office", "epub", "html"):
+        importlib.import_module(f"indexer.formats.{module}")
+    for library in READER_LIBRARIES:
+        importlib.import_module(library)
 
 
 def extract(path: Path, data: bytes, max_document_bytes: int) -> Extracted:
     """The text of a PDF, DOCX, PPTX, EPUB, HTML or Markdown file; ValueError says why not."""
-    kind = sniff_format(data, path.suffix.lower())
+    kind = sniff_format(data, path.suffix.lower(), max_document_bytes)
     if kind == "pdf":
         from indexer.formats.pdf import read_pdf
 

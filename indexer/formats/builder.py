@@ -9,6 +9,8 @@ from typing import Any
 from search.schemas import MAX_PARTS, SECTION_LIMIT
 
 TITLE_LIMIT = 200
+SKIPPED_NOTES = 20  # pages or chapters that could not be read, listed in the metadata at most
+METADATA_LIMIT = 1000  # characters of one metadata string a file gives (author, dates...)
 # Control characters other than tab and newline (PDFs hold them), and lone surrogates (a
 # broken font's text); U+FFFE is where PDFium saw a hyphen that breaks a word at a line end.
 UNWANTED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -34,12 +36,18 @@ def clean_block(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def short_title(text: str | None) -> str | None:
-    """A title as stored: one line, at most TITLE_LIMIT characters; None when blank."""
+def one_line(text: str | None, limit: int) -> str | None:
+    """`text` cleaned as a block, on one line, at most `limit` characters; None when blank.
+    A file's title, section names and metadata are stored so: a NUL in an author's name or
+    a 70,000-character heading must not cost the whole document."""
     if not text:
         return None
-    line = " ".join(clean_block(text).split())
-    return line[:TITLE_LIMIT] or None
+    return " ".join(clean_block(str(text)).split())[:limit] or None
+
+
+def short_title(text: str | None) -> str | None:
+    """A title as stored: one line, at most TITLE_LIMIT characters; None when blank."""
+    return one_line(text, TITLE_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,10 @@ class TextBuilder:
 
     def begin(self, kind: str, value: int | str) -> None:
         if kind == "section":
-            value = " ".join(str(value).split())[:SECTION_LIMIT]
-            if not value:
+            name = one_line(str(value), SECTION_LIMIT)
+            if name is None:
                 return
+            value = name
             if self.first_heading is None:
                 self.first_heading = value
         self._next = {kind: value}
@@ -104,5 +113,9 @@ class TextBuilder:
         if not text:
             raise ValueError(empty)
         fallback = self.first_heading or text.split("\n", 1)[0]
-        found = {key: value for key, value in metadata.items() if value not in (None, "", [])}
+        found = {
+            key: one_line(value, METADATA_LIMIT) if isinstance(value, str) else value
+            for key, value in metadata.items()
+        }
+        found = {key: value for key, value in found.items() if value not in (None, "", [])}
         return Extracted(text, self._parts, short_title(title) or short_title(fallback), found)

@@ -11,6 +11,7 @@ from typing import Any
 from indexer.formats.builder import Extracted, TextBuilder
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+MAIN_BLOCKS = ("head", "p", "list", "item", "table", "quote", "code")  # in trafilatura's XML
 
 
 def read_html(data: bytes, max_document_bytes: int) -> Extracted:
@@ -60,20 +61,39 @@ def read_html_blocks(html: str) -> tuple[str | None, list[tuple[str, str]]]:
 
 
 def _main_blocks(body: Any) -> Iterator[tuple[str, str]]:
-    """trafilatura's main content (its own XML: head, p, list/item, table/row/cell, quote)."""
+    """trafilatura's main content (its own XML: head, p, list/item, table/row/cell, quote,
+    lb), walked element by element, so that nested lists and tables appear once each."""
     for element in body:
-        if element.tag == "head":
-            yield "heading", "".join(element.itertext())
-        elif element.tag == "list":
-            for item in element.iter("item"):
-                yield "text", "".join(item.itertext())
-        elif element.tag == "table":
-            for row in element.iter("row"):
-                cells = (" ".join("".join(c.itertext()).split()) for c in row.iter("cell"))
-                yield "text", " | ".join(c for c in cells if c)
-        else:  # a line break (<br>) ends a block, as in the visible text
-            for line in "".join(element.itertext()).split("\n"):
-                yield "text", line
+        yield from _element_blocks(element)
+
+
+def _element_blocks(element: Any) -> Iterator[tuple[str, str]]:
+    if element.tag == "head":
+        yield "heading", _inline_text(element)
+    elif element.tag == "table":
+        for row in element.iterchildren("row"):
+            cells = (" ".join(_inline_text(cell).split()) for cell in row.iterchildren("cell"))
+            yield "text", " | ".join(c for c in cells if c)
+            for cell in row.iterchildren("cell"):  # a table inside a cell: its own rows
+                for inner in cell.iterchildren(*MAIN_BLOCKS):
+                    yield from _element_blocks(inner)
+    else:  # p, quote, list, item...: its own text (lines end at <lb/>), then inner blocks
+        for line in _inline_text(element).split("\n"):
+            yield "text", line
+        for inner in element.iterchildren(*MAIN_BLOCKS):
+            yield from _element_blocks(inner)
+
+
+def _inline_text(element: Any) -> str:
+    """An element's text without its inner blocks (read on their own), <lb/> as a newline."""
+    pieces = [element.text or ""]
+    for child in element:
+        if child.tag == "lb":
+            pieces.append("\n")
+        elif child.tag not in MAIN_BLOCKS:
+            pieces.append(_inline_text(child))
+        pieces.append(child.tail or "")
+    return "".join(pieces)
 
 
 class _VisibleText(HTMLParser):

@@ -78,15 +78,25 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
 
 
 def _table_lines(table: Any) -> Iterator[str]:
-    """A table's rows as lines, cells joined by " | " (a merged cell once)."""
+    """A table's rows as lines, cells joined by " | ", a merged cell once (one cell element
+    for the columns it spans) even where neighbours hold the same text; a Word table inside
+    a cell comes after its row, row by row."""
     for row in table.rows:
         cells: list[str] = []
+        seen: set[int] = set()
+        inner: list[Any] = []
         for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
             text = " ".join(cell.text.split())
-            if text and (not cells or cells[-1] != text):
+            if text:
                 cells.append(text)
+            inner.extend(getattr(cell, "tables", ()))
         if cells:
             yield " | ".join(cells)
+        for nested in inner:
+            yield from _table_lines(nested)
 
 
 def _properties(core: Any, kind: str) -> dict[str, Any]:

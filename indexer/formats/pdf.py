@@ -10,7 +10,7 @@ from typing import Any
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from indexer.formats.builder import Extracted, TextBuilder
+from indexer.formats.builder import SKIPPED_NOTES, Extracted, TextBuilder
 
 PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
 PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?")
@@ -25,13 +25,15 @@ def read_pdf(data: bytes, max_document_bytes: int) -> Extracted:
         raise ValueError(f"not a readable PDF ({exc}); save it again") from None
     try:
         builder = TextBuilder(max_document_bytes)
+        unreadable = []  # a damaged page costs itself, not the document
         for number in range(1, len(pdf) + 1):
-            page = pdf[number - 1]
-            textpage = page.get_textpage()
+            try:
+                text = _page_text(pdf, number)
+            except pdfium.PdfiumError:
+                unreadable.append(number)
+                continue
             builder.begin("page", number)
-            builder.add(textpage.get_text_range())
-            textpage.close()
-            page.close()
+            builder.add(text)
         info = pdf.get_metadata_dict(skip_empty=True)
         metadata = {
             "format": "pdf",
@@ -40,11 +42,24 @@ def read_pdf(data: bytes, max_document_bytes: int) -> Extracted:
             "created": _date(info.get("CreationDate")),
             "modified": _date(info.get("ModDate")),
             "language": _language(pdf),
+            "unreadable_pages": unreadable[:SKIPPED_NOTES],
         }
         empty = "no extractable text (a scanned PDF without a text layer?); OCR is not supported"
         return builder.build(info.get("Title"), metadata, empty)
     finally:
         pdf.close()
+
+
+def _page_text(pdf: pdfium.PdfDocument, number: int) -> str:
+    page = pdf[number - 1]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return str(textpage.get_text_range())
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def _date(value: str | None) -> str | None:

@@ -22,7 +22,13 @@ import anyio
 
 from search.api.multipart import PartStart, multipart_events
 from search.errors import Forbidden, InvalidInput, UnsupportedMedia
-from search.file_types import BINARY_SUFFIXES, READABLE_SUFFIXES, ZIP_SUFFIXES, describe_readable
+from search.file_types import (
+    BINARY_SUFFIXES,
+    EXTRACTED_STARTS,
+    READABLE_SUFFIXES,
+    ZIP_SUFFIXES,
+    describe_readable,
+)
 from search.schemas import DocumentIn, clean_text
 from search.settings import Settings
 from search.store.jobs import JobStore
@@ -154,7 +160,9 @@ class _FileSink:
         self._handle.close()
 
     async def _flush(self) -> None:
-        if self._sniff and self._offset == 0 and b"\x00" in self._buffer[:SNIFF_BYTES]:
+        # A PDF or Office file under a text name is read as what it is, as in a folder.
+        if (self._sniff and self._offset == 0 and b"\x00" in self._buffer[:SNIFF_BYTES]
+                and not self._buffer.startswith(EXTRACTED_STARTS)):
             raise InvalidInput(
                 f"{self._name}: binary data; upload UTF-8 text, JSONL, a document format "
                 "or a ZIP"

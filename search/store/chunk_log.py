@@ -22,11 +22,14 @@ _HITS = (
     select(
         Chunk.id, Document.external_id, Document.title, Document.url, Document.lang,
         Document.meta, Chunk.lang, Chunk.text, Chunk.char_start, Chunk.char_end,
-        Document.parts,
+        Chunk.document_id,
     )
     .join(Document, Chunk.document_id == Document.id)
     .where(Chunk.id.in_(_IDS))
 )
+# A document's parts (up to 10,000 pages or sections) are read once per document, not once
+# for each of its chunks among the hits.
+_PARTS = select(Document.id, Document.parts).where(Document.id.in_(_IDS))
 _COLLECTION: BindParameter[int] = bindparam("collection")
 _HEAD = select(
     select(func.max(Chunk.id)).where(Chunk.collection_id == _COLLECTION).scalar_subquery(),
@@ -170,6 +173,8 @@ class ChunkLog(Sessions):
 
         Selects plain columns rather than ORM objects: this runs on every search.
         """
+        rows = self._by_ids(_HITS, chunk_ids)
+        parts = dict(self._by_ids(_PARTS, sorted({row[-1] for row in rows})))
         return {
             chunk_id: ChunkHit(
                 chunk_id=chunk_id,
@@ -182,18 +187,18 @@ class ChunkLog(Sessions):
                 text=text,
                 start=start,
                 end=end,
-                parts=parts,
+                parts=parts.get(document_id),
             )
-            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end, parts
-            in self._by_ids(_HITS, chunk_ids)
+            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end,
+            document_id in rows
         }
 
-    def _by_ids(self, statement: Any, chunk_ids: Sequence[int]) -> list[Any]:
+    def _by_ids(self, statement: Any, ids: Sequence[int]) -> list[Any]:
         """The rows of a statement built once over `:ids` (what every search runs: no
         statement is built or compiled per call), `SQL_IN_PAGE` ids at a time."""
         rows: list[Any] = []
         with self.engine.connect() as connection:
-            for page in range(0, len(chunk_ids), SQL_IN_PAGE):
-                wanted = [int(i) for i in chunk_ids[page : page + SQL_IN_PAGE]]
+            for page in range(0, len(ids), SQL_IN_PAGE):
+                wanted = [int(i) for i in ids[page : page + SQL_IN_PAGE]]
                 rows += connection.execute(statement, {"ids": wanted}).all()
         return rows

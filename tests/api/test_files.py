@@ -9,8 +9,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from bench import files
 from tests.api.conftest import wait_for_job
-from tests.formats_corpus import write_broken, write_corpus
+from tests.formats_corpus import PDF_PAGES, write_broken, write_corpus
 
 
 def zipped(folder: Path) -> bytes:
@@ -73,3 +74,18 @@ def test_questions_find_the_page_slide_and_section(client: TestClient, tmp_path:
         json={"query": "tea", "filter": {"author": "Legal team"}},
     ).json()["results"]
     assert [r["id"] for r in by_author] == ["files/contract.docx"]
+
+
+def test_a_pdf_uploaded_under_a_text_name_is_read_as_a_pdf(client: TestClient) -> None:
+    pdf = files.pdf_bytes(PDF_PAGES[:1], title="Tea")
+    assert b"\x00" in pdf[:8192]  # what the upload's text check refused
+    created = client.post("/v1/collections", json={"name": "renamed"})
+    assert created.status_code == 201, created.text
+    upload = client.post(
+        "/v1/collections/renamed/jobs", files=[("file", ("tea.txt", io.BytesIO(pdf)))]
+    )
+    assert upload.status_code == 202, upload.text
+    job = wait_for_job(client, upload.json()["job_id"])
+    assert (job["status"], job["failed"]) == ("succeeded", 0), job
+    stored = client.get("/v1/collections/renamed/documents/tea.txt").json()
+    assert stored["metadata"]["format"] == "pdf" and stored["parts"] == [{"start": 0, "page": 1}]
