@@ -69,11 +69,19 @@ def test_no_descriptors_left_fails_the_file_not_the_job(
     pool = ExtractionPool(failed, 1, 60)
     try:
         in_use = len(os.listdir("/proc/self/fd"))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 1, descriptor_limit[1]))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 8, descriptor_limit[1]))
         task = (str(corpus / "world.pdf"), "world.pdf", 2**21, 2**27)
+        filling: list[int] = []
+        try:
+            while True:  # every descriptor number under the limit taken, holes included
+                filling.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
         try:
             starved = pool.submit(task).result(60)
         finally:
+            for descriptor in filling:
+                os.close(descriptor)
             resource.setrlimit(resource.RLIMIT_NOFILE, descriptor_limit)
         assert isinstance(starved, ReadError) and "could not be handed to a reader" in (
             starved.reason
