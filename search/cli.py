@@ -21,7 +21,13 @@ from search.engine import Engine
 from search.errors import InvalidInput, StorageUnavailable, XlsearchError
 from search.locators import describe_locator
 from search.preflight import check_storage, database_errors, database_setting, shown_database
-from search.schemas import DEFAULT_MODE, SearchRequest, describe_validation_error
+from search.schemas import (
+    DEFAULT_MODE,
+    SearchRequest,
+    SearchResponse,
+    SimilarRequest,
+    describe_validation_error,
+)
 from search.settings import Settings
 from search.store import Store, open_store
 from search.store.jobs import JobStatus, JobStore
@@ -41,6 +47,17 @@ err = Console(stderr=True, soft_wrap=True)
 _overrides: dict[str, Any] = {}
 
 CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Collection to use.")]
+# Options of the commands that print a page of results (search, similar).
+KOption = Annotated[int, typer.Option("--k", "-k", help="How many documents.")]
+LanguagesOption = Annotated[
+    list[str] | None, typer.Option("--lang", "-l", help="Only these languages (repeat).")
+]
+FilterOption = Annotated[
+    str | None,
+    typer.Option("--filter", help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'.'),
+]
+OffsetOption = Annotated[int, typer.Option(help="Results to skip (the next page).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the REST API's response body.")]
 
 
 @app.callback()
@@ -193,23 +210,16 @@ def ingest(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="The question, in any language.")],
-    k: Annotated[int, typer.Option("--k", "-k", help="How many documents.")] = 10,
-    lang: Annotated[
-        list[str] | None, typer.Option("--lang", "-l", help="Only these languages (repeat).")
-    ] = None,
+    k: KOption = 10,
+    lang: LanguagesOption = None,
     collection: CollectionOption = DEFAULT_COLLECTION,
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit.")] = None,
-    metadata_filter: Annotated[
-        str | None,
-        typer.Option("--filter", help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'.'),
-    ] = None,
-    offset: Annotated[int, typer.Option(help="Results to skip (the next page).")] = 0,
+    metadata_filter: FilterOption = None,
+    offset: OffsetOption = 0,
     mode: Annotated[
         str, typer.Option(help='dense, lexical or hybrid; "quoted phrases" must occur.')
     ] = DEFAULT_MODE,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the REST API's response body.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Search a collection and print the best documents."""
     request = SearchRequest(
@@ -225,13 +235,37 @@ def search(
     response = engine.searcher.search(collection, request)
     if not response.results:
         _note_if_empty(engine.store, engine.settings)
+    heading = f"{query}  (query language: {response.query_language}"
+    _print_results(response, f"{heading}, {response.took_ms:.0f} ms)", offset, as_json)
+
+
+@app.command()
+def similar(
+    document_id: Annotated[str, typer.Argument(help="The id of a stored document.")],
+    k: KOption = 10,
+    lang: LanguagesOption = None,
+    collection: CollectionOption = DEFAULT_COLLECTION,
+    metadata_filter: FilterOption = None,
+    offset: OffsetOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """The documents most like a stored one, in any language (from its stored vectors)."""
+    request = SimilarRequest(
+        k=k, languages=lang or None, filter=_json_option("--filter", metadata_filter),
+        offset=offset,
+    )
+    response = _open_engine().searcher.similar(collection, document_id, request)
+    heading = f"like {document_id}  ({response.query_language}, {response.took_ms:.0f} ms)"
+    _print_results(response, heading, offset, as_json)
+
+
+def _print_results(response: SearchResponse, heading: str, offset: int, as_json: bool) -> None:
+    """A page of results as a table (rank, score, language, title and where, snippet), or
+    as the REST API's JSON."""
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    table = Table(
-        title=f"{query}  (query language: {response.query_language}, {response.took_ms:.0f} ms)",
-        show_lines=True,
-    )
+    table = Table(title=heading, show_lines=True)
     for column in ("#", "score", "lang", "title", "snippet"):
         table.add_column(column, overflow="fold")
     for rank, result in enumerate(response.results, start=offset + 1):

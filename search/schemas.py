@@ -244,6 +244,46 @@ SearchMode = Literal["dense", "lexical", "hybrid"]
 DEFAULT_MODE: SearchMode = "hybrid"
 
 
+def _check_page(offset: int, k: int) -> None:
+    if offset + k > MAX_RESULTS:
+        raise ValueError(
+            f"offset + k is {offset + k}; pages reach the first {MAX_RESULTS} results only: "
+            "narrow the search with languages or a filter"
+        )
+
+
+def _compiled_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`value` if it is a metadata filter that compiles; ValueError says why not."""
+    if value is not None:
+        try:
+            compile_filter(value)
+        except FilterError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class SimilarRequest(Strict):
+    """What a "more like this" search may narrow: how many, which languages, which metadata."""
+
+    k: int = Field(10, ge=1, le=100, description="How many documents to return.")
+    languages: list[Language] | None = Field(
+        None, max_length=200, description="Only documents in these languages."
+    )
+    filter: Metadata | None = Field(None, description="Metadata filter, as in a search.")
+    nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists to visit.")
+    offset: int = Field(0, ge=0, description="Results to skip (paging).")
+
+    @model_validator(mode="after")
+    def _page_in_reach(self) -> SimilarRequest:
+        _check_page(self.offset, self.k)
+        return self
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _compiled_filter(value)
+
+
 class SearchRequest(Strict):
     """A question; results cross languages unless `languages` narrows them."""
 
@@ -276,11 +316,7 @@ class SearchRequest(Strict):
 
     @model_validator(mode="after")
     def _page_in_reach(self) -> SearchRequest:
-        if self.offset + self.k > MAX_RESULTS:
-            raise ValueError(
-                f"offset + k is {self.offset + self.k}; pages reach the first {MAX_RESULTS} "
-                "results only: narrow the search with languages or a filter"
-            )
+        _check_page(self.offset, self.k)
         return self
 
     @field_validator("query")
@@ -303,9 +339,4 @@ class SearchRequest(Strict):
     @field_validator("filter")
     @classmethod
     def _filter_compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            try:
-                compile_filter(value)
-            except FilterError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return _compiled_filter(value)

@@ -12,7 +12,7 @@ import numpy as np
 
 from search.collections import check_model
 from search.embedders import Embedder
-from search.errors import XlsearchError
+from search.errors import DocumentNotFound, XlsearchError
 from search.fusion import (
     LEXICAL_WEIGHT,
     Evidence,
@@ -26,7 +26,13 @@ from search.language import QUERY_TRIALS, detect_language
 from search.lexical_index import LexicalIndex
 from search.lexical_query import LexicalQuery, highlights, parse_query
 from search.locators import locate
-from search.schemas import SearchRequest, SearchResponse, SearchResult, Snippet
+from search.schemas import (
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    SimilarRequest,
+    Snippet,
+)
 from search.store.records import ChunkHit
 from search.store.repository import Store
 
@@ -93,10 +99,7 @@ class SearchService:
         Languages and metadata filters are applied inside the indexes (the k best matching
         chunks, however few match), and so are "quoted phrases" in lexical mode; in hybrid
         mode a phrase binds the chunks in the question's language (the only ones that could
-        hold it) and leaves the others to the model. Chunks are over-fetched because several
-        may belong to one document; the fetch grows until the page's documents (and one
-        more, to know if a next page exists) are found, every matching chunk was read or
-        `MAX_FETCH` chunks were.
+        hold it) and leaves the others to the model.
         """
         watch = Stopwatch()
         index = self._indexes.named(collection_name)
@@ -114,6 +117,47 @@ class SearchService:
                     instruction=request.instruction or index.collection.query_instruction,
                     dimension=index.collection.dimension,
                 )
+        return self._answer(index, plan, watch, query_language), watch
+
+    def similar(
+        self, collection_name: str, document_id: str, request: SimilarRequest
+    ) -> SearchResponse:
+        """Documents like `document_id` in any language ("more like this"), best first,
+        found with its stored vectors (their mean, weighted by tokens): nothing is embedded,
+        so a process with another model can answer too. The document itself is left out."""
+        watch = Stopwatch()
+        index = self._indexes.named(collection_name)
+        collection = index.collection
+        record = self._store.find_document(collection.id, document_id)
+        with watch.stage("fetch"):
+            vectors, tokens = self._store.document_vectors(
+                collection.id, document_id, collection.dimension
+            )
+        if record is None or not len(vectors):
+            raise DocumentNotFound(
+                f"document {document_id!r} is not in collection {collection_name!r}"
+            )
+        mean = tokens.astype(np.float32) @ vectors
+        vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)[None, :]
+        # A dense search whose question is the document's vector (no text to parse).
+        as_search = SearchRequest.model_construct(
+            query="", k=request.k, offset=request.offset, languages=request.languages,
+            filter=request.filter, nprobe=request.nprobe, instruction=None, mode="dense",
+        )
+        plan = _Plan(as_search, record.lang, vector=vector)
+        return self._answer(index, plan, watch, record.lang, leave_out=document_id)
+
+    def _answer(
+        self, index: CollectionIndex, plan: _Plan, watch: Stopwatch, language: str,
+        leave_out: str | None = None,
+    ) -> SearchResponse:
+        """The page of documents `plan` asks for (one result each, its best chunk), with
+        `leave_out` (a document id) never among them.
+
+        Chunks are over-fetched because several may belong to one document; the fetch
+        grows until the page's documents (and one more, to know if a next page exists) are
+        found, every matching chunk was read or `MAX_FETCH` chunks were."""
+        request = plan.request
         wanted = request.offset + request.k + 1  # one more tells whether a next page exists
         fetch = wanted * self._overfetch
         while True:
@@ -121,7 +165,9 @@ class SearchService:
             best: dict[str, tuple[Ranked, ChunkHit]] = {}
             for candidate in ranked:
                 hit = hits.get(candidate.chunk_id)
-                if hit is not None and hit.document_id not in best:
+                if hit is not None and hit.document_id not in best and (
+                    hit.document_id != leave_out
+                ):
                     best[hit.document_id] = (candidate, hit)
                     if len(best) == wanted:
                         break
@@ -130,13 +176,13 @@ class SearchService:
             fetch *= 4
         page = list(best.values())[request.offset : request.offset + request.k]
         response = SearchResponse(
-            query_language=query_language,
+            query_language=language,
             took_ms=0.0,
             results=_results(list(best.values()), page, plan),
             next_offset=request.offset + request.k if len(best) == wanted else None,
         )
         response.took_ms = round(watch.total_ms(), 2)
-        return response, watch
+        return response
 
     def _rank(
         self, index: CollectionIndex, plan: _Plan, fetch: int, watch: Stopwatch

@@ -78,6 +78,21 @@ def test_search_prints_a_table(ingested: subprocess.CompletedProcess[str], xlsea
     assert "note:" not in result.stderr
 
 
+def test_similar_lists_a_documents_translations_first(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    result = xlsearch("similar", "eiffel-en", "--k", "2")
+    assert result.returncode == 0, result.stderr
+    assert "like eiffel-en" in result.stdout and "La tour Eiffel" in result.stdout
+    body = json.loads(xlsearch("similar", "moon-en", "--json", "--lang", "ru").stdout)
+    assert [r["id"] for r in body["results"]][0] == "moon-ru"
+    assert {r["lang"] for r in body["results"]} == {"ru"}
+    assert_one_line_error(
+        xlsearch("similar", "no-such-doc"),
+        "error: document 'no-such-doc' is not in collection 'default'",
+    )
+
+
 def test_search_json_is_the_rest_body(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:

@@ -73,6 +73,7 @@ function queryFromUrl() {
   const params = new URLSearchParams(window.location.search);
   return {
     q: params.get("q") || "",
+    like: params.get("q") ? "" : params.get("like") || "",  // "more like this" document id
     langs: params.getAll("lang").filter(Boolean),
     k: params.get("k") || DEFAULT_K,
     collection: params.get("collection") || DEFAULT_COLLECTION,
@@ -83,6 +84,7 @@ function queryFromUrl() {
 function queryFromForm() {
   return {
     q: $("q").value.trim(),
+    like: "",
     langs: [...document.querySelectorAll("#languages input:checked")].map((box) => box.value),
     k: $("k").value,
     collection: $("collection").value || DEFAULT_COLLECTION,
@@ -93,6 +95,7 @@ function queryFromForm() {
 function urlFor(query) {
   const params = new URLSearchParams();
   if (query.q) params.set("q", query.q);
+  else if (query.like) params.set("like", query.like);
   for (const lang of query.langs) params.append("lang", lang);
   if (query.k !== DEFAULT_K) params.set("k", query.k);
   if (query.collection !== DEFAULT_COLLECTION) params.set("collection", query.collection);
@@ -134,8 +137,9 @@ function clearResults() {
 
 async function search(query) {
   const sequence = ++searchSequence;
-  document.title = query.q ? `${query.q} – xlsearch` : "xlsearch";
-  if (!query.q) {
+  const heading = query.q || (query.like && `like ${query.like}`);
+  document.title = heading ? `${heading} – xlsearch` : "xlsearch";
+  if (!query.q && !query.like) {
     clearResults();
     showMessage("");
     return;
@@ -143,7 +147,7 @@ async function search(query) {
   showMessage("Searching…");
   $("results").setAttribute("aria-busy", "true");
   try {
-    const answer = await api(searchPath(query, 0));
+    const answer = await api(resultsPath(query, 0));
     if (sequence !== searchSequence) return;
     renderResults(query, answer);
   } catch (error) {
@@ -156,20 +160,28 @@ async function search(query) {
   }
 }
 
-function searchPath(query, offset) {
-  const params = new URLSearchParams({
-    q: query.q, k: query.k, collection: query.collection, mode: query.mode,
-  });
+// A question's search, or the documents like `query.like` (from its stored vectors).
+function resultsPath(query, offset) {
+  const params = new URLSearchParams({ k: query.k });
   for (const lang of query.langs) params.append("lang", lang);
   if (offset) params.set("offset", offset);
+  if (!query.q) {
+    const collection = encodeURIComponent(query.collection);
+    const id = encodeURIComponent(query.like);
+    return `/v1/collections/${collection}/documents/${id}/similar?${params}`;
+  }
+  params.set("q", query.q);
+  params.set("collection", query.collection);
+  params.set("mode", query.mode);
   return `/v1/search?${params}`;
 }
 
 function renderResults(query, answer) {
   const list = $("results");
-  list.replaceChildren(...answer.results.map(renderResult));
+  list.replaceChildren(...answer.results.map((result) => renderResult(result, query)));
   showMore(query, answer.next_offset);
-  const asked = `question in ${languageName(answer.query_language)} (${answer.query_language})`;
+  const language = `${languageName(answer.query_language)} (${answer.query_language})`;
+  const asked = query.q ? `question in ${language}` : `like ${query.like}, in ${language}`;
   const count = answer.results.length;
   $("summary").textContent =
     `${count} result${count === 1 ? "" : "s"} · ${asked} · ${Math.round(answer.took_ms)} ms`;
@@ -189,9 +201,9 @@ function showMore(query, nextOffset) {
     const sequence = searchSequence;
     button.disabled = true;
     try {
-      const answer = await api(searchPath(query, nextOffset));
+      const answer = await api(resultsPath(query, nextOffset));
       if (sequence !== searchSequence) return;
-      $("results").append(...answer.results.map(renderResult));
+      $("results").append(...answer.results.map((result) => renderResult(result, query)));
       const shown = $("results").children.length;
       $("summary").textContent = $("summary").textContent.replace(/^\d+ results?/, `${shown} results`);
       showMore(query, answer.next_offset);
@@ -212,7 +224,7 @@ function safeLink(url) {
   }
 }
 
-function renderResult(result) {
+function renderResult(result, query) {
   const direction = RIGHT_TO_LEFT.has(result.lang) ? "rtl" : "auto";
   const item = element("li", { class: "result", lang: result.lang, dir: direction });
 
@@ -243,8 +255,18 @@ function renderResult(result) {
     });
     item.append(toggle);
   }
-  const where = `${result.id} · characters ${result.snippet.start}–${result.snippet.end}`;
-  item.append(element("p", { class: "where", dir: "ltr" }, where));
+  const where = element("p", { class: "where", dir: "ltr" },
+    `${result.id} · characters ${result.snippet.start}–${result.snippet.end} · `);
+  const like = { ...query, q: "", like: result.id };
+  const similar = element("a", { class: "similar", href: urlFor(like) }, "similar");
+  similar.addEventListener("click", (event) => {
+    event.preventDefault();
+    $("q").value = "";
+    window.history.pushState(null, "", urlFor(like));
+    search(like);
+  });
+  where.append(similar);
+  item.append(where);
   return item;
 }
 
@@ -432,7 +454,7 @@ async function start() {
   await loadLanguages(query.collection, queryFromForm().langs);
   refreshStatus();
   // a search typed while the page was loading wins over the one in the address
-  if (searchSequence === 0 && query.q) await search(query);
+  if (searchSequence === 0 && (query.q || query.like)) await search(query);
 }
 
 start();

@@ -31,6 +31,12 @@ _HITS = (
 # for each of its chunks among the hits.
 _PARTS = select(Document.id, Document.parts).where(Document.id.in_(_IDS))
 _COLLECTION: BindParameter[int] = bindparam("collection")
+_DOCUMENT_VECTORS = (
+    select(Chunk.vector, Chunk.token_count)
+    .join(Document, Chunk.document_id == Document.id)
+    .where(Document.collection_id == _COLLECTION, Document.external_id == bindparam("external"))
+    .order_by(Chunk.ordinal)
+)
 _HEAD = select(
     select(func.max(Chunk.id)).where(Chunk.collection_id == _COLLECTION).scalar_subquery(),
     select(func.max(ChunkTombstone.seq))
@@ -167,6 +173,20 @@ class ChunkLog(Sessions):
             chunk_id: np.frombuffer(blob, dtype="<f4", count=dimension)
             for chunk_id, blob in self._by_ids(_VECTORS, chunk_ids)
         }
+
+    def document_vectors(
+        self, collection_id: int, external_id: str, dimension: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A document's chunk vectors (one row each, in order) and their token counts; no
+        rows for a document that is not there."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                _DOCUMENT_VECTORS, {"collection": collection_id, "external": external_id}
+            ).all()
+        vectors = np.zeros((len(rows), dimension), np.float32)
+        for row, (blob, _) in enumerate(rows):
+            vectors[row] = np.frombuffer(blob, dtype="<f4", count=dimension)
+        return vectors, np.array([max(1, tokens) for _, tokens in rows], np.int64)
 
     def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
         """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.

@@ -236,3 +236,25 @@ def test_error_message_when_the_server_is_gone(tmp_path: Path, browser: Any) -> 
     )
     expect(page.locator("#engine-status")).to_contain_text("unavailable", timeout=20_000)
     context.close()
+
+
+def test_similar_shows_the_documents_like_a_result(web_server: str, page: Any) -> None:
+    page.goto(web_server)
+    ask(page, "Wie hoch ist der Eiffelturm?")
+    first = result_ids(page)[0]
+    assert first.startswith("eiffel-")
+    page.locator(".result .similar").first.click()
+    expect(page).to_have_url(re.compile(r"like=eiffel-"))
+    expect(page.locator("#summary")).to_contain_text(f"like {first}")
+    expect(page.locator("#q")).to_have_value("")
+    similar = result_ids(page)
+    assert first not in similar
+    assert {i for i in similar[:2]} == {"eiffel-en", "eiffel-fr", "eiffel-ja"} - {first}
+    page.reload()  # the address alone brings the same page back
+    expect(page.locator("#summary")).to_contain_text(f"like {first}")
+    assert result_ids(page) == similar
+    page.go_back()
+    expect(page.locator("#q")).to_have_value("Wie hoch ist der Eiffelturm?")
+    expect(page.locator(".result .where").first).to_contain_text(first)
+    page.goto(f"{web_server}/?like=no-such-document")
+    expect(page.locator("#message")).to_contain_text("no-such-document")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from search.api.deps import EngineDep, IngestionDep, JobsDep, require_json
@@ -17,6 +19,7 @@ from search.api.models import (
 from search.api.security import require_read, require_write
 from search.api.uploads import save_documents, submit_upload
 from search.errors import DocumentNotFound, RequestTooLarge
+from search.schemas import SearchResponse, SimilarRequest
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 
@@ -67,6 +70,40 @@ def _check_sizes(body: DocumentsIn, limit: int) -> None:
             f"{where}: larger than {limit} bytes as JSON (XLSEARCH_MAX_DOCUMENT_BYTES); "
             "split the document or raise the limit"
         )
+
+
+@router.get(
+    "/{doc_id:path}/similar",
+    operation_id="similar_documents",
+    dependencies=[Depends(require_read)],
+    responses=error_responses(404, 422),
+)
+def similar_documents(
+    name: str,
+    doc_id: str,
+    engine: EngineDep,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    lang: Annotated[list[str] | None, Query(description="Only these languages.")] = None,
+    offset: Annotated[int, Query(ge=0, description="Results to skip (paging).")] = 0,
+    nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
+) -> SearchResponse:
+    """Documents like this one in any language ("more like this"), from its stored vectors
+    (nothing is embedded), itself left out; POST the same path to filter by metadata."""
+    request = SimilarRequest(k=k, languages=lang or None, offset=offset, nprobe=nprobe)
+    return engine.searcher.similar(name, doc_id, request)
+
+
+@router.post(
+    "/{doc_id:path}/similar",
+    operation_id="similar_documents_filtered",
+    dependencies=[Depends(require_read), Depends(require_json)],
+    responses=error_responses(404, 415, 422),
+)
+def similar_documents_filtered(
+    name: str, doc_id: str, body: SimilarRequest, engine: EngineDep
+) -> SearchResponse:
+    """`GET …/similar`, with `filter` and the other fields in a JSON body."""
+    return engine.searcher.similar(name, doc_id, body)
 
 
 @router.get(
