@@ -25,6 +25,7 @@ from search.schemas import (
     DEFAULT_MODE,
     SearchRequest,
     SearchResponse,
+    SearchResult,
     SimilarRequest,
     describe_validation_error,
 )
@@ -219,6 +220,12 @@ def search(
     mode: Annotated[
         str, typer.Option(help='dense, lexical or hybrid; "quoted phrases" must occur.')
     ] = DEFAULT_MODE,
+    group_by: Annotated[
+        str | None, typer.Option(help="One result per value of lang or metadata.KEY.")
+    ] = None,
+    group_size: Annotated[
+        int | None, typer.Option(help="Documents per group with --group-by (3).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection and print the best documents."""
@@ -230,6 +237,8 @@ def search(
         filter=_json_option("--filter", metadata_filter),
         offset=offset,
         mode=mode,  # type: ignore[arg-type]  # validated here: a wrong one is an error line
+        group_by=group_by,
+        group_size=group_size,
     )
     engine = _open_engine()
     response = engine.searcher.search(collection, request)
@@ -273,10 +282,21 @@ def _print_results(response: SearchResponse, heading: str, offset: int, as_json:
             str(rank),
             f"{result.score:.3f}",
             result.lang,
-            "\n".join(filter(None, [result.title or result.id, describe_locator(result.locator)])),
+            "\n".join(filter(None, [
+                result.title or result.id, describe_locator(result.locator), _group(result),
+            ])),
             _marked(result.snippet.text, result.snippet.highlights),
         )
     out.print(table)
+
+
+def _group(result: SearchResult) -> str | None:
+    """"group: VALUE", with the ids of the group's other documents shown."""
+    if result.group is None:
+        return None
+    more = ", ".join(member.id for member in result.group.more)
+    value = json.dumps(result.group.value, ensure_ascii=False)
+    return f"group: {value}" + (f" (also {more})" if more else "")
 
 
 def _marked(snippet: str, highlights: list[tuple[int, int]], limit: int = 240) -> Text:

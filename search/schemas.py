@@ -200,6 +200,23 @@ class Snippet(BaseModel):
     )
 
 
+class GroupMember(BaseModel):
+    """Another document of a result's group, in rank order."""
+
+    id: str
+    title: str | None
+    lang: str
+    score: float
+
+
+class Group(BaseModel):
+    value: Any = Field(description="The group's value of `group_by` (null: documents without it).")
+    more: list[GroupMember] = Field(
+        description="The group's next best documents among those the search read, up to "
+        "`group_size` - 1."
+    )
+
+
 class SearchResult(BaseModel):
     id: str
     title: str | None
@@ -228,6 +245,10 @@ class SearchResult(BaseModel):
         None, description="Rank by `lexical_score` alone, among results with any (1 = best)."
     )
     snippet: Snippet
+    group: Group | None = Field(
+        None, description="With `group_by`: the value this result's group shares, and more "
+        "of its documents."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -307,6 +328,16 @@ class SearchRequest(Strict):
     offset: int = Field(
         0, ge=0, description=f"Results to skip (paging); offset + k is at most {MAX_RESULTS}."
     )
+    group_by: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^(lang|metadata(\.[^.]+)+)$",
+        description="One result per value of this field (`lang`, or `metadata.KEY`, dots "
+        "reaching into nested objects), the group's best document first.",
+    )
+    group_size: int | None = Field(
+        None, ge=1, le=10, description="Documents per group with `group_by` (default 3)."
+    )
     mode: SearchMode = Field(
         DEFAULT_MODE,
         description="`dense` (the embedding model), `lexical` (BM25 over words; \"quoted "
@@ -317,6 +348,12 @@ class SearchRequest(Strict):
     @model_validator(mode="after")
     def _page_in_reach(self) -> SearchRequest:
         _check_page(self.offset, self.k)
+        return self
+
+    @model_validator(mode="after")
+    def _group_size_with_group_by(self) -> SearchRequest:
+        if self.group_size is not None and self.group_by is None:
+            raise ValueError("group_size needs group_by: name the field to group by")
         return self
 
     @field_validator("query")

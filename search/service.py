@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,8 @@ from search.lexical_index import LexicalIndex
 from search.lexical_query import LexicalQuery, highlights, parse_query
 from search.locators import locate
 from search.schemas import (
+    Group,
+    GroupMember,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 # Most chunks one search reads while looking for `k` documents (documents with many matching
 # chunks each): beyond it the search answers with what it found.
 MAX_FETCH = 20_000
+GROUP_SIZE = 3  # documents per group when `group_by` names no `group_size`
 
 
 class Stopwatch:
@@ -159,27 +164,31 @@ class SearchService:
         found, every matching chunk was read or `MAX_FETCH` chunks were."""
         request = plan.request
         wanted = request.offset + request.k + 1  # one more tells whether a next page exists
-        fetch = wanted * self._overfetch
+        size = (request.group_size or GROUP_SIZE) if request.group_by else 1
+        fetch = wanted * self._overfetch * size
         while True:
             ranked, matching, hits = self._rank(index, plan, fetch, watch)
-            best: dict[str, tuple[Ranked, ChunkHit]] = {}
-            for candidate in ranked:
-                hit = hits.get(candidate.chunk_id)
-                if hit is not None and hit.document_id not in best and (
-                    hit.document_id != leave_out
-                ):
-                    best[hit.document_id] = (candidate, hit)
-                    if len(best) == wanted:
-                        break
-            if len(best) == wanted or fetch >= min(matching, MAX_FETCH):
+            groups = _grouped(ranked, hits, request.group_by, size, wanted, leave_out)
+            if len(groups) == wanted or fetch >= min(matching, MAX_FETCH):
                 break
             fetch *= 4
-        page = list(best.values())[request.offset : request.offset + request.k]
+        found = [members[0] for members in groups.values()]
+        page = slice(request.offset, request.offset + request.k)
+        results = _results(found, found[page], plan)
+        if request.group_by:
+            for result, (value, members) in zip(
+                results, list(groups.items())[page], strict=True
+            ):
+                result.group = Group(value=json.loads(value), more=[
+                    GroupMember(id=hit.document_id, title=hit.title, lang=hit.lang,
+                                score=round(ranked.score, 6))
+                    for ranked, hit in members[1:]
+                ])
         response = SearchResponse(
             query_language=language,
             took_ms=0.0,
-            results=_results(list(best.values()), page, plan),
-            next_offset=request.offset + request.k if len(best) == wanted else None,
+            results=results,
+            next_offset=request.offset + request.k if len(groups) == wanted else None,
         )
         response.took_ms = round(watch.total_ms(), 2)
         return response
@@ -271,6 +280,45 @@ class SearchService:
             words=dict(zip(same.tolist(), (words / of_all).tolist(), strict=True)),
             counted=_shares(ids, counted, of_all),
         )
+
+
+def _grouped(
+    ranked: list[Ranked], hits: dict[int, ChunkHit], group_by: str | None, size: int,
+    wanted: int, leave_out: str | None,
+) -> dict[Any, list[tuple[Ranked, ChunkHit]]]:
+    """Documents in rank order (each at its best chunk, `leave_out` never), in groups of at
+    most `size` by their value of `group_by` (without it, each document is its own group),
+    until `wanted` groups are found; later documents still join the groups found."""
+    groups: dict[Any, list[tuple[Ranked, ChunkHit]]] = {}
+    seen: set[str] = set()
+    for candidate in ranked:
+        hit = hits.get(candidate.chunk_id)
+        if hit is None or hit.document_id in seen or hit.document_id == leave_out:
+            continue
+        seen.add(hit.document_id)
+        key = group_value(hit, group_by) if group_by else hit.document_id
+        members = groups.get(key)
+        if members is None:
+            if len(groups) == wanted:
+                if size == 1:
+                    break
+                continue
+            groups[key] = members = []
+        if len(members) < size:
+            members.append((candidate, hit))
+    return groups
+
+
+def group_value(hit: ChunkHit, group_by: str) -> str:
+    """A document's value of `group_by` (`lang` or `metadata.a.b`; null when it has none)
+    as canonical JSON, so that JSON's types stay apart (`true` is not `1`, as in filters)."""
+    node: Any = hit.metadata
+    if group_by == "lang":
+        node = hit.lang
+    else:
+        for key in group_by.split(".")[1:]:
+            node = node.get(key) if isinstance(node, dict) else None
+    return json.dumps(node, sort_keys=True, ensure_ascii=False)
 
 
 def _shares(ids: np.ndarray, scores: np.ndarray, attainable: float) -> dict[int, float]:

@@ -93,6 +93,14 @@ def test_similar_lists_a_documents_translations_first(
     )
 
 
+def test_search_groups_by_a_field(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    result = xlsearch("search", "Eiffel Tower", "--k", "2", "--group-by", "metadata.topic")
+    assert result.returncode == 0, result.stderr
+    assert 'group: "eiffel-tower" (also eiffel-' in result.stdout
+
+
 def test_search_json_is_the_rest_body(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:
@@ -104,7 +112,7 @@ def test_search_json_is_the_rest_body(
     first = body["results"][0]
     assert set(first) == {
         "id", "title", "lang", "url", "metadata", "score", "snippet",
-        "dense_score", "dense_rank", "lexical_score", "lexical_rank", "locator",
+        "dense_score", "dense_rank", "lexical_score", "lexical_rank", "locator", "group",
     }
     assert set(first["snippet"]) == {"text", "start", "end", "highlights"}
 
