@@ -70,3 +70,8 @@ def test_extract_bench_runs_end_to_end(tiny_xquad: Path) -> None:
         "--ingest-files", "1",
     )
     assert "| pdf " in out and "| html " in out and "of the time" in out
+
+
+def test_translations_bench_runs_end_to_end(tiny_xquad: Path, tmp_path: Path) -> None:
+    out = run_bench("translations", str(tiny_xquad), "--cache", str(tmp_path / "cache"))
+    assert "| mutual best, margin >= 1.05 " in out and "no translations" in out
