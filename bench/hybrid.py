@@ -49,7 +49,7 @@ from bench.common import (
     machine_description,
 )
 from bench.quality import rank_metrics
-from bench.xquad_vectors import DEFAULT_CACHE, Texts, load_vectors
+from bench.xquad_vectors import DEFAULT_CACHE, Texts, Vectors, load_vectors
 from indexer.pipeline import Ingestor, ingest_stream
 from search.collections import ensure_collection
 from search.embedders.bundled import BundledEmbedder
@@ -78,6 +78,16 @@ class CachedEmbedder(BundledEmbedder):
             fresh = super()._encode(missing, is_query=is_query, dimension=dimension)
             self._known.update(((is_query, t), v) for t, v in zip(missing, fresh, strict=True))
         return np.stack([self._known[(is_query, t)] for t in texts])
+
+
+def known_vectors(vectors: Vectors) -> dict[tuple[bool, str], np.ndarray]:
+    """XQuAD's cached paragraph and question vectors, as CachedEmbedder takes them."""
+    known: dict[tuple[bool, str], np.ndarray] = {}
+    for kind, is_query in (("paragraphs", False), ("questions", True)):
+        for lang, texts in getattr(vectors.texts, kind).items():
+            known.update(((is_query, t), v) for t, v in
+                         zip(texts, getattr(vectors, kind)[lang], strict=True))
+    return known
 
 
 @dataclass(frozen=True)
@@ -236,11 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     vectors = load_vectors(args.xquad, args.cache, kinds=("paragraphs", "questions"))
-    known: dict[tuple[bool, str], np.ndarray] = {}
-    for kind, is_query in (("paragraphs", False), ("questions", True)):
-        for lang, texts in getattr(vectors.texts, kind).items():
-            known.update(((is_query, t), v) for t, v in
-                         zip(texts, getattr(vectors, kind)[lang], strict=True))
+    known = known_vectors(vectors)
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="xlsearch-hybrid-") as folder:
         engine = Engine.open(Settings(data_dir=Path(folder)), CachedEmbedder(known))

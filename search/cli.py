@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from search.collections import DEFAULT_COLLECTION
+from search.duplicates import KINDS, NEAR_COSINE, find_duplicates
 from search.engine import Engine
 from search.errors import InvalidInput, StorageUnavailable, XlsearchError
 from search.locators import describe_locator
@@ -59,6 +61,11 @@ FilterOption = Annotated[
 ]
 OffsetOption = Annotated[int, typer.Option(help="Results to skip (the next page).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the REST API's response body.")]
+CollapseOption = Annotated[str | None, typer.Option(
+    help="translations (the default without --group-by: one result per translation set) "
+    "or none.")]
+PreferOption = Annotated[list[str] | None, typer.Option(
+    "--prefer", help="With collapse: show the copy in this language first (repeat).")]
 
 
 @app.callback()
@@ -194,6 +201,7 @@ def ingest(
                 overlap=engine.overlap,
                 batch_seconds=engine.settings.ingest_batch_seconds,
             )
+        engine.refresh(target)
         engine.indexes.snapshot(engine.indexes.get(target))
         elapsed = time.perf_counter() - started
         out.print(
@@ -226,6 +234,8 @@ def search(
     group_size: Annotated[
         int | None, typer.Option(help="Documents per group with --group-by (3).")
     ] = None,
+    collapse: CollapseOption = None,
+    prefer: PreferOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection and print the best documents."""
@@ -239,6 +249,8 @@ def search(
         mode=mode,  # type: ignore[arg-type]  # validated here: a wrong one is an error line
         group_by=group_by,
         group_size=group_size,
+        collapse=collapse,  # type: ignore[arg-type]  # validated here, like mode
+        prefer_languages=prefer or None,
     )
     engine = _open_engine()
     response = engine.searcher.search(collection, request)
@@ -256,16 +268,57 @@ def similar(
     collection: CollectionOption = DEFAULT_COLLECTION,
     metadata_filter: FilterOption = None,
     offset: OffsetOption = 0,
+    collapse: CollapseOption = "translations",
+    prefer: PreferOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The documents most like a stored one, in any language (from its stored vectors)."""
     request = SimilarRequest(
         k=k, languages=lang or None, filter=_json_option("--filter", metadata_filter),
-        offset=offset,
+        offset=offset, collapse=collapse,  # type: ignore[arg-type]  # validated here
+        prefer_languages=prefer or None,
     )
     response = _open_engine().searcher.similar(collection, document_id, request)
     heading = f"like {document_id}  ({response.query_language}, {response.took_ms:.0f} ms)"
     _print_results(response, heading, offset, as_json)
+
+
+@app.command()
+def duplicates(
+    collection: CollectionOption = DEFAULT_COLLECTION,
+    kind: Annotated[list[str] | None, typer.Option(
+        "--kind", help="exact, translations or near (repeat; default: all three).")] = None,
+    near_cosine: Annotated[float, typer.Option(
+        help="How alike two documents in one language must be to be near-duplicates.")
+    ] = NEAR_COSINE,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the JSON lines to this file (default: the terminal).")
+    ] = None,
+) -> None:
+    """Exact copies, translation sets and near-duplicates, one JSON line per group."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from search.api.models import DuplicatesIn
+
+    asked = DuplicatesIn(kinds=kind or list(KINDS), near_cosine=near_cosine)  # type: ignore[arg-type]
+    with closing(_open_engine()) as engine:
+        current = engine.indexes.named(collection)
+        engine.translations.link_pending(current)
+        columns = (TextColumn("[bold]near-duplicates"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err, transient=True) as progress, (
+            open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)
+        ) as sink:
+            task = progress.add_task("near", total=None)
+            groups = find_duplicates(
+                engine.store, current, tuple(asked.kinds), asked.near_cosine,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+            found = 0
+            for group in groups:
+                sink.write(json.dumps(group.as_json(), ensure_ascii=False) + "\n")
+                found += 1
+        if output:
+            out.print(f"{found} groups written to {output}")
 
 
 def _print_results(response: SearchResponse, heading: str, offset: int, as_json: bool) -> None:
@@ -284,6 +337,7 @@ def _print_results(response: SearchResponse, heading: str, offset: int, as_json:
             result.lang,
             "\n".join(filter(None, [
                 result.title or result.id, describe_locator(result.locator), _group(result),
+                _also_in(result),
             ])),
             _marked(result.snippet.text, result.snippet.highlights),
         )
@@ -297,6 +351,13 @@ def _group(result: SearchResult) -> str | None:
     more = ", ".join(member.id for member in result.group.more)
     value = json.dumps(result.group.value, ensure_ascii=False)
     return f"group: {value}" + (f" (also {more})" if more else "")
+
+
+def _also_in(result: SearchResult) -> str | None:
+    """"also in: fr · ja" for a result with translations."""
+    if not result.translations:
+        return None
+    return "also in: " + " · ".join(t["lang"] for t in result.translations)
 
 
 def _marked(snippet: str, highlights: list[tuple[int, int]], limit: int = 240) -> Text:

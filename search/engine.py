@@ -14,6 +14,7 @@ from search.service import SearchService
 from search.settings import Settings
 from search.store import Store, open_store
 from search.store.records import CollectionInfo
+from search.translations import TranslationLinker
 from search.vector_index import gpu_count
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,19 @@ class Engine:
     searcher: SearchService
     owns_embedder: bool
     languages: LanguageDetector
+    translations: TranslationLinker
 
     @property
     def overlap(self) -> bool:
         """Whether this process's ingestion overlaps reading and writing with the model."""
         return should_overlap(self.settings.ingest_overlap, self.embedder)
+
+    def refresh(self, collection: CollectionInfo) -> None:
+        """Make what was written searchable now: catch the collection's index up and link
+        its new documents into translation sets (what a write that answers "searchable"
+        calls: `wait: true`, a delete, a job's batch, the CLI's ingest)."""
+        self.indexes.refresh(collection)
+        self.translations.link_pending(self.indexes.get(collection))
 
     def writable(self, name: str) -> CollectionInfo:
         """The named collection, checked to hold this process's model's vectors: what adding
@@ -91,7 +100,9 @@ class Engine:
             overlap = should_overlap(settings.ingest_overlap, embedder)
             processes = default_language_processes() if overlap else 0
         languages = LanguageDetector(processes)
-        return cls(settings, store, embedder, indexes, searcher, owns_embedder, languages)
+        return cls(settings, store, embedder, indexes, searcher, owns_embedder, languages,
+                   TranslationLinker(store, settings.translation_cosine,
+                                     enabled=settings.translations))
 
     def close(self) -> None:
         """Release the database connections, and the embedder when this engine loaded it."""

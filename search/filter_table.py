@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -173,6 +173,18 @@ class FilterTable:
             if len(self._selections) > SELECTIONS_CACHED:
                 self._selections.popitem(last=False)
         return found
+
+    def documents_passing(self, spec: dict[str, Any], documents: Iterable[int]) -> set[int]:
+        """Those of `documents` (row ids) held here whose metadata pass the filter `spec`."""
+        compiled = compile_filter(spec)
+        self._prepare(compiled.fields())
+        passing = compiled.mask(self)
+        slots = ((d, self._document_slot.get(d)) for d in documents)
+        return {d for d, slot in slots if slot is not None and passing[slot]}
+
+    def languages(self) -> list[str]:
+        """The languages of the documents held (and of some removed since)."""
+        return sorted(set(self._slot_langs))
 
     @property
     def size(self) -> int:

@@ -8,8 +8,10 @@ import logging
 import threading
 import time
 
-from search.index_manager import IndexManager
+from search.errors import CollectionDeleted
+from search.index_manager import CollectionIndex, IndexManager
 from search.store.repository import Store
+from search.translations import TranslationLinker
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +25,11 @@ class IndexKeeper:
         indexes: IndexManager,
         catch_up_interval_s: float,
         snapshot_interval_s: float,
+        translations: TranslationLinker | None = None,
     ) -> None:
         self._store = store
         self._indexes = indexes
+        self._translations = translations
         self._catch_up_interval_s = catch_up_interval_s
         self._snapshot_interval_s = snapshot_interval_s
         self._stop = threading.Event()
@@ -47,7 +51,8 @@ class IndexKeeper:
 
     def catch_up_all(self) -> int:
         """Catch every index up with the database, loading new collections' indexes and
-        dropping deleted ones'. Returns the number of vectors added and removed."""
+        dropping deleted ones', and link new documents into translation sets. Returns the
+        number of vectors added and removed."""
         existing = {info.id: info for info in self._store.collections()}
         changes = 0
         for current in self._indexes.loaded():
@@ -59,7 +64,22 @@ class IndexKeeper:
                 self._indexes.get(info)
         for current in self._indexes.loaded():
             changes += self._indexes.catch_up(current)
+        for current in self._indexes.loaded():
+            self._link(current)
         return changes
+
+    def _link(self, current: CollectionIndex) -> None:
+        """Link the collection's new documents; a failure there leaves them for the next
+        round and never holds up the other collections' catch-up."""
+        if self._translations is None:
+            return
+        try:
+            self._translations.link_pending(current)
+        except CollectionDeleted:
+            pass  # the next round drops its index
+        except Exception:  # noqa: BLE001 - keep serving; the next round retries
+            log.exception("linking the translations of %r failed; retrying",
+                          current.collection.name)
 
     def snapshot_changed(self) -> None:
         for current in self._indexes.loaded():

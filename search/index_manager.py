@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,11 @@ class CollectionIndex:
                 if kept.sum() >= k or len(hits.ids) < asked:
                     return LexicalHits(hits.ids[kept][:k], hits.scores[kept][:k])
                 asked *= 4
+
+    def documents_passing(self, spec: dict[str, Any], documents: Iterable[int]) -> set[int]:
+        """Those of `documents` (row ids) whose metadata pass the filter `spec`."""
+        with self.lock:
+            return self.filters.documents_passing(spec, documents)
 
     def lexical_view(self) -> LexicalIndex:
         if self.lexical is None:

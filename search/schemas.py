@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from search.filters import FilterError, compile_filter
 from search.languages import normalise_language
@@ -217,6 +218,17 @@ class Group(BaseModel):
     )
 
 
+class Translation(TypedDict):
+    """Another copy of a result in its translation set: its id, language and title, and its
+    own score where the search read it (null when it did not match as well). A plain dict:
+    a page of results may name a hundred copies."""
+
+    id: str
+    lang: str
+    title: str | None
+    score: float | None
+
+
 class SearchResult(BaseModel):
     id: str
     title: str | None
@@ -249,6 +261,10 @@ class SearchResult(BaseModel):
         None, description="With `group_by`: the value this result's group shares, and more "
         "of its documents."
     )
+    translations: list[Translation] | None = Field(
+        None, description="With `collapse: translations`: the result's other copies (its "
+        "translations), best first; [] when it has none."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -263,6 +279,18 @@ class SearchResponse(BaseModel):
 MAX_RESULTS = 1000  # how deep paging reaches (offset + k)
 SearchMode = Literal["dense", "lexical", "hybrid"]
 DEFAULT_MODE: SearchMode = "hybrid"
+
+
+Collapse = Literal["translations", "none"]
+COLLAPSE_DESCRIPTION = (
+    "`translations` (the default without `group_by`): translated copies of a document are one "
+    "result, the best-scoring copy (or the first in `prefer_languages`) shown with the others "
+    "in `translations`; `none`: every copy is a result of its own."
+)
+PREFER_DESCRIPTION = (
+    "With collapse: the copy shown for a translation set is the best one in the first of "
+    "these languages that has one among the matches (the set keeps its place)."
+)
 
 
 def _check_page(offset: int, k: int) -> None:
@@ -293,11 +321,23 @@ class SimilarRequest(Strict):
     filter: Metadata | None = Field(None, description="Metadata filter, as in a search.")
     nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists to visit.")
     offset: int = Field(0, ge=0, description="Results to skip (paging).")
+    collapse: Collapse = Field(
+        "translations", description="`translations` (the default): leave out the document's "
+        "own translations too, and show each other translation set as one result; `none`: "
+        "every copy is a result of its own."
+    )
+    prefer_languages: list[Language] | None = Field(
+        None, max_length=200, description=PREFER_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _page_in_reach(self) -> SimilarRequest:
         _check_page(self.offset, self.k)
         return self
+
+    @property
+    def collapsing(self) -> bool:
+        return self.collapse == "translations"
 
     @field_validator("filter")
     @classmethod
@@ -338,6 +378,10 @@ class SearchRequest(Strict):
     group_size: int | None = Field(
         None, ge=1, le=10, description="Documents per group with `group_by` (default 3)."
     )
+    collapse: Collapse | None = Field(None, description=COLLAPSE_DESCRIPTION)
+    prefer_languages: list[Language] | None = Field(
+        None, max_length=200, description=PREFER_DESCRIPTION
+    )
     mode: SearchMode = Field(
         DEFAULT_MODE,
         description="`dense` (the embedding model), `lexical` (BM25 over words; \"quoted "
@@ -354,7 +398,15 @@ class SearchRequest(Strict):
     def _group_size_with_group_by(self) -> SearchRequest:
         if self.group_size is not None and self.group_by is None:
             raise ValueError("group_size needs group_by: name the field to group by")
+        if self.group_by is not None and self.collapse == "translations":
+            raise ValueError("collapse and group_by do not combine: a result is one "
+                             "translation set or one group; leave one of them out")
         return self
+
+    @property
+    def collapsing(self) -> bool:
+        """Whether translated copies are one result: the default, unless grouping."""
+        return (self.collapse or ("none" if self.group_by else "translations")) == "translations"
 
     @field_validator("query")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from search.fusion import (
 )
 from search.index_manager import CollectionIndex, IndexManager
 from search.language import QUERY_TRIALS, detect_language
+from search.languages import language_matches
 from search.lexical_index import LexicalIndex
 from search.lexical_query import LexicalQuery, highlights, parse_query
 from search.locators import locate
@@ -36,9 +37,11 @@ from search.schemas import (
     SearchResult,
     SimilarRequest,
     Snippet,
+    Translation,
 )
 from search.store.records import ChunkHit
 from search.store.repository import Store
+from search.store.translations import Member
 
 log = logging.getLogger(__name__)
 # Most chunks one search reads while looking for `k` documents (documents with many matching
@@ -134,56 +137,68 @@ class SearchService:
         index = self._indexes.named(collection_name)
         collection = index.collection
         record = self._store.find_document(collection.id, document_id)
-        with watch.stage("fetch"):
-            vectors, tokens = self._store.document_vectors(
+        with watch.stage("fetch"):  # an id the database could not hold finds no record
+            mean = None if record is None else self._store.document_mean(
                 collection.id, document_id, collection.dimension
             )
-        if record is None or not len(vectors):
+        if record is None or mean is None:
             raise DocumentNotFound(
                 f"document {document_id!r} is not in collection {collection_name!r}"
             )
-        mean = tokens.astype(np.float32) @ vectors
-        vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)[None, :]
+        vector = mean.vector[None, :]
         # A dense search whose question is the document's vector (no text to parse).
         as_search = SearchRequest.model_construct(
             query="", k=request.k, offset=request.offset, languages=request.languages,
             filter=request.filter, nprobe=request.nprobe, instruction=None, mode="dense",
+            group_by=None, group_size=None, collapse=request.collapse,
+            prefer_languages=request.prefer_languages,
         )
         plan = _Plan(as_search, record.lang, vector=vector)
-        return self._answer(index, plan, watch, record.lang, leave_out=document_id)
+        left_out = {document_id}
+        if request.collapsing:
+            linked = self._store.translation_set_of(collection.id, document_id)
+            if linked is not None:
+                left_out |= {m.external_id for m in self._store.translation_members(
+                    collection.id, [linked])}
+        return self._answer(index, plan, watch, record.lang, leave_out=left_out)
 
     def _answer(
         self, index: CollectionIndex, plan: _Plan, watch: Stopwatch, language: str,
-        leave_out: str | None = None,
+        leave_out: Collection[str] = (),
     ) -> SearchResponse:
-        """The page of documents `plan` asks for (one result each, its best chunk), with
-        `leave_out` (a document id) never among them.
+        """The page of results `plan` asks for (one per document, or per translation set
+        when collapsing, or per group; each at its best chunk), none of `leave_out` (ids).
 
-        Chunks are over-fetched because several may belong to one document; the fetch
-        grows until the page's documents (and one more, to know if a next page exists) are
-        found, every matching chunk was read or `MAX_FETCH` chunks were."""
+        Chunks are over-fetched because several may belong to one result; the fetch grows
+        until the page's results (and one more, to know if a next page exists) are found,
+        every matching chunk was read or `MAX_FETCH` chunks were."""
         request = plan.request
         wanted = request.offset + request.k + 1  # one more tells whether a next page exists
-        size = (request.group_size or GROUP_SIZE) if request.group_by else 1
-        fetch = wanted * self._overfetch * size
+        grouping = _Grouping.of(request)
+        fetch = wanted * self._overfetch * grouping.fetch_factor
         while True:
             ranked, matching, hits = self._rank(index, plan, fetch, watch)
-            groups = _grouped(ranked, hits, request.group_by, size, wanted, leave_out)
+            groups = _grouped(ranked, hits, grouping, wanted, set(leave_out))
             if len(groups) == wanted or fetch >= min(matching, MAX_FETCH):
                 break
             fetch *= 4
-        found = [members[0] for members in groups.values()]
+        shown = [grouping.shown(members) for members in groups.values()]
         page = slice(request.offset, request.offset + request.k)
-        results = _results(found, found[page], plan)
+        with watch.stage("fetch"):
+            texts = self._store.with_texts([hit for _, hit in shown[page]])
+        on_show = [(ranked, hit) for (ranked, _), hit in zip(shown[page], texts, strict=True)]
+        results = _results(shown, on_show, plan)
+        on_page = list(groups.items())[page]
         if request.group_by:
-            for result, (value, members) in zip(
-                results, list(groups.items())[page], strict=True
-            ):
+            for result, (value, members) in zip(results, on_page, strict=True):
                 result.group = Group(value=json.loads(value), more=[
                     GroupMember(id=hit.document_id, title=hit.title, lang=hit.lang,
                                 score=round(ranked.score, 6))
                     for ranked, hit in members[1:]
                 ])
+        elif grouping.collapsing:
+            with watch.stage("translations"):
+                self._fill_translations(index, request, results, [m for _, m in on_page])
         response = SearchResponse(
             query_language=language,
             took_ms=0.0,
@@ -192,6 +207,33 @@ class SearchService:
         )
         response.took_ms = round(watch.total_ms(), 2)
         return response
+
+    def _fill_translations(
+        self, index: CollectionIndex, request: SearchRequest, results: list[SearchResult],
+        sets: list[list[tuple[Ranked, ChunkHit]]],
+    ) -> None:
+        """Each result's other copies, with their scores where the search read them. With a
+        metadata filter, only copies that pass it are named (a filter may be a boundary)."""
+        linked = {members[0][1].translation_set for members in sets} - {None}
+        copies = self._store.translation_members(
+            index.collection.id, [s for s in linked if s is not None]
+        ) if linked else []
+        if request.filter and copies:
+            passing = index.documents_passing(request.filter, [c.id for c in copies])
+            copies = [c for c in copies if c.id in passing]
+        by_set: dict[int, list[Member]] = {}
+        for copy in copies:
+            by_set.setdefault(copy.translation_set, []).append(copy)
+        for result, members in zip(results, sets, strict=True):
+            scores = {hit.document_id: round(ranked.score, 6) for ranked, hit in members}
+            others = [
+                Translation(id=c.external_id, lang=c.lang, title=c.title,
+                            score=scores.get(c.external_id))
+                for c in by_set.get(members[0][1].translation_set or -1, [])
+                if c.external_id != result.id
+            ]
+            others.sort(key=lambda t: -t["score"] if t["score"] is not None else float("inf"))
+            result.translations = others
 
     def _rank(
         self, index: CollectionIndex, plan: _Plan, fetch: int, watch: Stopwatch
@@ -209,7 +251,7 @@ class SearchService:
                 )
             dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
         if lexical is None or not lexical.words:
-            return fuse(dense, Evidence(), 0.0), matching, self._hits(dense, watch)
+            return fuse(dense, Evidence(), 0.0), matching, self._hits(dense, watch, plan)
         # In hybrid mode the dense side brings `fetch` candidates; the lexical side adds its
         # best few, for a page's worth of documents (identifier matches the model missed).
         asked = fetch if plan.vector is None else max(1, fetch // self._overfetch)
@@ -228,14 +270,14 @@ class SearchService:
             shares = found.scores.astype(np.float64) / attainable
             ranked = [Ranked(int(i), float(e), None, float(e)) for i, e in zip(found.ids, shares,
                                                                               strict=True)]
-            return ranked, max(matching, len(ranked)), self._hits(found.ids.tolist(), watch)
+            return ranked, max(matching, len(ranked)), self._hits(found.ids.tolist(), watch, plan)
         with watch.stage("fetch"):
             missing = [int(i) for i in found.ids if int(i) not in dense]
             for chunk_id, vector in self._store.chunk_vectors(
                 missing, index.collection.dimension
             ).items():
                 dense[chunk_id] = float(vector @ plan.vector[0])
-        hits = self._hits(dense, watch)
+        hits = self._hits(dense, watch, plan)
         langs = {chunk_id: hit.chunk_lang for chunk_id, hit in hits.items()}
         if plan.with_phrases is not None:
             holding = set(plan.with_phrases.tolist())
@@ -250,9 +292,11 @@ class SearchService:
             )
         return fuse(dense, evidence, self._lexical_weight), matching, hits
 
-    def _hits(self, chunks: Iterable[int], watch: Stopwatch) -> dict[int, ChunkHit]:
+    def _hits(
+        self, chunks: Iterable[int], watch: Stopwatch, plan: _Plan
+    ) -> dict[int, ChunkHit]:
         with watch.stage("fetch"):
-            return self._store.chunk_hits(list(chunks))
+            return self._store.chunk_hits(list(chunks), plan.request.group_by is not None)
 
     @staticmethod
     def _evidence(
@@ -282,29 +326,71 @@ class SearchService:
         )
 
 
+COLLAPSE_FETCH = 2  # chunks read per result wanted when collapsing (copies match alike)
+Candidate = tuple[Ranked, ChunkHit]
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """What makes one result out of several documents: a translation set (collapsing), a
+    value of `group_by`, or nothing (each document alone); and which member is shown."""
+
+    group_by: str | None
+    size: int  # members kept per result
+    collapsing: bool
+    prefer_languages: tuple[str, ...]
+    fetch_factor: int
+
+    @classmethod
+    def of(cls, request: SearchRequest) -> _Grouping:
+        if request.group_by:
+            size = request.group_size or GROUP_SIZE
+            return cls(request.group_by, size, False, (), size)
+        if request.collapsing:
+            return cls(None, MAX_FETCH, True, tuple(request.prefer_languages or ()),
+                       COLLAPSE_FETCH)
+        return cls(None, 1, False, (), 1)
+
+    def key(self, hit: ChunkHit) -> str:
+        if self.group_by:
+            return group_value(hit, self.group_by)
+        if self.collapsing and hit.translation_set is not None:
+            return f"set {hit.translation_set}"
+        return f"document {hit.document_id}"
+
+    def shown(self, members: list[Candidate]) -> Candidate:
+        """The member a result shows: the best in the first preferred language that has
+        one, else the best."""
+        for lang in self.prefer_languages:
+            for member in members:
+                if language_matches(lang, member[1].lang):
+                    return member
+        return members[0]
+
+
 def _grouped(
-    ranked: list[Ranked], hits: dict[int, ChunkHit], group_by: str | None, size: int,
-    wanted: int, leave_out: str | None,
-) -> dict[Any, list[tuple[Ranked, ChunkHit]]]:
-    """Documents in rank order (each at its best chunk, `leave_out` never), in groups of at
-    most `size` by their value of `group_by` (without it, each document is its own group),
-    until `wanted` groups are found; later documents still join the groups found."""
-    groups: dict[Any, list[tuple[Ranked, ChunkHit]]] = {}
+    ranked: list[Ranked], hits: dict[int, ChunkHit], grouping: _Grouping, wanted: int,
+    leave_out: set[str],
+) -> dict[str, list[Candidate]]:
+    """Documents in rank order (each at its best chunk, none of `leave_out`), in groups of
+    at most `grouping.size` by their key, until `wanted` groups are found; later documents
+    still join the groups found (a group keeps the place of its best document)."""
+    groups: dict[str, list[Candidate]] = {}
     seen: set[str] = set()
     for candidate in ranked:
         hit = hits.get(candidate.chunk_id)
-        if hit is None or hit.document_id in seen or hit.document_id == leave_out:
+        if hit is None or hit.document_id in seen or hit.document_id in leave_out:
             continue
         seen.add(hit.document_id)
-        key = group_value(hit, group_by) if group_by else hit.document_id
+        key = grouping.key(hit)
         members = groups.get(key)
         if members is None:
             if len(groups) == wanted:
-                if size == 1:
+                if grouping.size == 1:
                     break
                 continue
             groups[key] = members = []
-        if len(members) < size:
+        if len(members) < grouping.size:
             members.append((candidate, hit))
     return groups
 

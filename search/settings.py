@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     search_overfetch: int = Field(
         4, ge=1, description="Chunks fetched per wanted document before grouping."
     )
+    translations: bool = Field(
+        True,
+        description="Link translated copies of documents into translation sets as they "
+        "arrive, so that search shows each set as one result.",
+    )
+    translation_cosine: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Cosine of two documents' mean vectors from which, as each other's "
+        "nearest in their languages, they are linked as translations; set for the bundled "
+        "model (bench/translations.py measures it for another).",
+    )
     lexical_weight: float = Field(
         0.1,
         ge=0,

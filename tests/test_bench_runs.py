@@ -73,5 +73,9 @@ def test_extract_bench_runs_end_to_end(tiny_xquad: Path) -> None:
 
 
 def test_translations_bench_runs_end_to_end(tiny_xquad: Path, tmp_path: Path) -> None:
-    out = run_bench("translations", str(tiny_xquad), "--cache", str(tmp_path / "cache"))
-    assert "| mutual best, margin >= 1.05 " in out and "no translations" in out
+    out = run_bench(
+        "translations", str(tiny_xquad), "--cache", str(tmp_path / "cache"), "--questions", "2"
+    )
+    assert "| mutual best, margin >= 1.05 (k = 4) " in out and "no translations" in out
+    assert "| xlsearch (through the API) | 1.000 | 1.000 |" in out, out
+    assert "distinct paragraphs in top 10" in out and "share of ingest time" in out

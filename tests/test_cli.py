@@ -71,7 +71,7 @@ def test_ingest_again_changes_nothing(
 
 
 def test_search_prints_a_table(ingested: subprocess.CompletedProcess[str], xlsearch: Run) -> None:
-    result = xlsearch("search", "Wie hoch ist der Eiffelturm?", "--k", "3")
+    result = xlsearch("search", "Wie hoch ist der Eiffelturm?", "--k", "3", "--collapse", "none")
     assert result.returncode == 0, result.stderr
     assert "query language: de" in result.stdout
     assert "The Eiffel Tower" in result.stdout and "La tour Eiffel" in result.stdout
@@ -81,10 +81,14 @@ def test_search_prints_a_table(ingested: subprocess.CompletedProcess[str], xlsea
 def test_similar_lists_a_documents_translations_first(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:
-    result = xlsearch("similar", "eiffel-en", "--k", "2")
+    result = xlsearch("similar", "eiffel-en", "--k", "2", "--collapse", "none")
     assert result.returncode == 0, result.stderr
     assert "like eiffel-en" in result.stdout and "La tour Eiffel" in result.stdout
-    body = json.loads(xlsearch("similar", "moon-en", "--json", "--lang", "ru").stdout)
+    collapsed = json.loads(xlsearch("similar", "eiffel-en", "--json").stdout)["results"]
+    assert not any(r["id"].startswith("eiffel-") for r in collapsed)
+    body = json.loads(
+        xlsearch("similar", "moon-en", "--json", "--lang", "ru", "--collapse", "none").stdout
+    )
     assert [r["id"] for r in body["results"]][0] == "moon-ru"
     assert {r["lang"] for r in body["results"]} == {"ru"}
     assert_one_line_error(
@@ -101,10 +105,43 @@ def test_search_groups_by_a_field(
     assert 'group: "eiffel-tower" (also eiffel-' in result.stdout
 
 
+def test_search_shows_the_languages_of_a_translated_result(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    result = xlsearch("search", "How tall is the Eiffel Tower?", "--k", "3")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"also in: (fr · ja|ja · fr)", result.stdout), result.stdout
+    preferred = json.loads(xlsearch(
+        "search", "How tall is the Eiffel Tower?", "--prefer", "ja", "--json").stdout)
+    assert preferred["results"][0]["id"] == "eiffel-ja"
+    every = json.loads(xlsearch(
+        "search", "How tall is the Eiffel Tower?", "--collapse", "none", "--json").stdout)
+    assert sum(r["id"].startswith("eiffel-") for r in every["results"]) == 3
+
+
+def test_duplicates_writes_json_lines(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run, tmp_path: Path
+) -> None:
+    result = xlsearch("duplicates", "--kind", "translations")
+    assert result.returncode == 0, result.stderr
+    groups = [json.loads(line) for line in result.stdout.splitlines()]
+    assert groups and all(g["kind"] == "translations" for g in groups)
+    assert {"eiffel-en", "eiffel-fr", "eiffel-ja"} in [
+        {d["id"] for d in g["documents"]} for g in groups]
+    written = xlsearch("duplicates", "--output", str(tmp_path / "dups.jsonl"))
+    assert written.returncode == 0, written.stderr
+    assert f"groups written to {tmp_path / 'dups.jsonl'}" in written.stdout
+    lines = (tmp_path / "dups.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) >= len(groups)
+    bad = xlsearch("duplicates", "--near-cosine", "2")
+    assert bad.returncode == 2 and "near_cosine" in bad.stderr, bad.stderr
+
+
 def test_search_json_is_the_rest_body(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:
-    result = xlsearch("search", "Who landed on the Moon?", "--json", "--lang", "ru", "--lang", "zh")
+    result = xlsearch("search", "Who landed on the Moon?", "--json", "--lang", "ru", "--lang", "zh",
+                      "--collapse", "none")
     body = json.loads(result.stdout)
     assert set(body) == {"query_language", "took_ms", "results", "next_offset"}
     assert {r["id"] for r in body["results"][:2]} == {"moon-ru", "moon-zh"}
@@ -113,6 +150,7 @@ def test_search_json_is_the_rest_body(
     assert set(first) == {
         "id", "title", "lang", "url", "metadata", "score", "snippet",
         "dense_score", "dense_rank", "lexical_score", "lexical_rank", "locator", "group",
+        "translations",
     }
     assert set(first["snippet"]) == {"text", "start", "end", "highlights"}
 
@@ -452,8 +490,9 @@ def test_readme_quickstart_waits_for_the_server_then_searches(
         if shell.poll() is None:
             os.killpg(shell.pid, signal.SIGKILL)
     assert shell.returncode == 0, log
-    titles = [result["title"] for result in json.loads(answer)["results"]]
-    assert "The Eiffel Tower" in titles and "La tour Eiffel" in titles
+    first = json.loads(answer)["results"][0]  # one result for the tower, in every language
+    assert {first["id"]} | {t["id"] for t in first["translations"]} == {
+        "eiffel-en", "eiffel-fr", "eiffel-ja"}
 
 
 def test_search_shows_where_in_a_file_a_result_is(

@@ -78,6 +78,7 @@ function queryFromUrl() {
     k: params.get("k") || DEFAULT_K,
     collection: params.get("collection") || DEFAULT_COLLECTION,
     mode: params.get("mode") || DEFAULT_MODE,
+    prefer: params.get("prefer") || "",  // the language a translated result is shown in
   };
 }
 
@@ -89,6 +90,7 @@ function queryFromForm() {
     k: $("k").value,
     collection: $("collection").value || DEFAULT_COLLECTION,
     mode: $("mode").value || DEFAULT_MODE,
+    prefer: "",
   };
 }
 
@@ -100,6 +102,7 @@ function urlFor(query) {
   if (query.k !== DEFAULT_K) params.set("k", query.k);
   if (query.collection !== DEFAULT_COLLECTION) params.set("collection", query.collection);
   if (query.mode !== DEFAULT_MODE) params.set("mode", query.mode);
+  if (query.prefer) params.set("prefer", query.prefer);
   const search = params.toString();
   return search ? `/?${search}` : "/";
 }
@@ -165,6 +168,7 @@ function resultsPath(query, offset) {
   const params = new URLSearchParams({ k: query.k });
   for (const lang of query.langs) params.append("lang", lang);
   if (offset) params.set("offset", offset);
+  if (query.prefer) params.set("prefer", query.prefer);
   if (!query.q) {
     const collection = encodeURIComponent(query.collection);
     const id = encodeURIComponent(query.like);
@@ -257,17 +261,34 @@ function renderResult(result, query) {
   }
   const where = element("p", { class: "where", dir: "ltr" },
     `${result.id} · characters ${result.snippet.start}–${result.snippet.end} · `);
-  const like = { ...query, q: "", like: result.id };
-  const similar = element("a", { class: "similar", href: urlFor(like) }, "similar");
-  similar.addEventListener("click", (event) => {
-    event.preventDefault();
-    $("q").value = "";
-    window.history.pushState(null, "", urlFor(like));
-    search(like);
-  });
-  where.append(similar);
+  where.append(searchLink({ ...query, q: "", like: result.id, prefer: "" }, "similar",
+    "similar"));
   item.append(where);
+  if (result.translations && result.translations.length) {
+    // "also in: fr · ja": each shows this result in that language (the set keeps its place).
+    const also = element("p", { class: "also-in", dir: "ltr" }, "also in: ");
+    result.translations.forEach((copy, n) => {
+      if (n) also.append(" · ");
+      const link = searchLink({ ...query, prefer: copy.lang }, "translation", copy.lang);
+      link.title = copy.title || copy.id;
+      link.lang = copy.lang;
+      also.append(link);
+    });
+    item.append(also);
+  }
   return item;
+}
+
+// A link to another search of the page (pushed onto the history, searched in place).
+function searchLink(next, kind, label) {
+  const link = element("a", { class: kind, href: urlFor(next) }, label);
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    if (!next.q) $("q").value = "";
+    window.history.pushState(null, "", urlFor(next));
+    search(next);
+  });
+  return link;
 }
 
 // Where in its file a result is: "p. 12", "pp. 12–13", "slide 3", "§ 2.3 Liability".

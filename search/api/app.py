@@ -45,13 +45,14 @@ def create_app(
         await run_in_threadpool(engine.searcher.warm_up)
         metrics.attach(engine)
         keeper = IndexKeeper(
-            engine.store, engine.indexes, settings.catch_up_interval_s, settings.snapshot_interval_s
+            engine.store, engine.indexes, settings.catch_up_interval_s,
+            settings.snapshot_interval_s, engine.translations,
         )
         keeper.start()
         from indexer.entry import LocalIngestion  # the one way in to the ingestion side
 
         ingestion: Ingestion = LocalIngestion(engine)
-        running_worker = ingestion.start_worker(engine.indexes.refresh) if worker else None
+        running_worker = ingestion.start_worker(engine.refresh) if worker else None
         app.state.engine, app.state.keeper, app.state.ingestion = engine, keeper, ingestion
         try:
             yield

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.schemas import DocumentIn, Strict, Text
+from search.duplicates import KINDS, NEAR_COSINE, Kind
+from search.schemas import DocumentIn, Strict, Text, Translation
 from search.store.jobs import JobStatus
 from search.store.records import CollectionStats
 
@@ -68,6 +69,11 @@ class CollectionOut(BaseModel):
     documents: int
     chunks: int
     languages: dict[str, int] = Field(description="Documents per detected or given language.")
+    translations: dict[str, int] = Field(
+        description="`sets`: translation sets of two or more copies; `documents`: the "
+        "documents in them; `unlinked`: documents not linked yet (linked within a second "
+        "or so of being written)."
+    )
 
     @classmethod
     def build(cls, stats: CollectionStats, index: dict[str, Any]) -> CollectionOut:
@@ -80,6 +86,11 @@ class CollectionOut(BaseModel):
                 "documents": stats.documents,
                 "chunks": stats.chunks,
                 "languages": stats.languages,
+                "translations": {
+                    "sets": stats.translation_sets,
+                    "documents": stats.translated_documents,
+                    "unlinked": stats.unlinked_documents,
+                },
             }
         )
 
@@ -137,6 +148,21 @@ class JobList(BaseModel):
     jobs: list[JobOut]
 
 
+class DuplicatesIn(Strict):
+    """What `POST …/duplicates` lists, and how alike near-duplicates must be."""
+
+    kinds: list[Kind] = Field(
+        default_factory=lambda: list(KINDS), min_length=1,
+        description="exact (the same text), translations (translation sets) and near "
+        "(near-duplicates in one language).",
+    )
+    near_cosine: float = Field(
+        NEAR_COSINE, ge=0.5, le=1.0,
+        description="Cosine of their mean vectors from which two documents in one language "
+        "are near-duplicates.",
+    )
+
+
 class DocumentOut(BaseModel):
     id: str
     title: str | None
@@ -146,6 +172,10 @@ class DocumentOut(BaseModel):
     text: str
     parts: list[dict[str, Any]] | None = Field(
         None, description="Where each page, slide or section begins in `text`, if known."
+    )
+    translations: list[Translation] | None = Field(
+        None, description="Its translations (the other copies of its translation set), "
+        "oldest first; null while it is not linked yet (about a second after a write)."
     )
 
 

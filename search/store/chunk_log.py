@@ -4,6 +4,7 @@ lock that makes ids visible in the order they were drawn."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,19 @@ from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 SQL_IN_PAGE = 900  # ids per IN (...) query, well under every database's parameter limit
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _VECTORS = select(Chunk.id, Chunk.vector).where(Chunk.id.in_(_IDS))
+# What a search reads of every candidate chunk (its metadata only to group by it), and of
+# the few it shows.
 _HITS = (
     select(
-        Chunk.id, Document.external_id, Document.title, Document.url, Document.lang,
-        Document.meta, Chunk.lang, Chunk.text, Chunk.char_start, Chunk.char_end,
-        Chunk.document_id,
+        Chunk.id, Document.external_id, Document.title, Document.lang, Chunk.lang,
+        Chunk.char_start, Chunk.char_end, Document.translation_set, Chunk.document_id,
     )
+    .join(Document, Chunk.document_id == Document.id)
+    .where(Chunk.id.in_(_IDS))
+)
+_HITS_WITH_METADATA = _HITS.add_columns(Document.meta)
+_SHOWN = (
+    select(Chunk.id, Chunk.text, Document.url, Document.meta)
     .join(Document, Chunk.document_id == Document.id)
     .where(Chunk.id.in_(_IDS))
 )
@@ -31,12 +39,6 @@ _HITS = (
 # for each of its chunks among the hits.
 _PARTS = select(Document.id, Document.parts).where(Document.id.in_(_IDS))
 _COLLECTION: BindParameter[int] = bindparam("collection")
-_DOCUMENT_VECTORS = (
-    select(Chunk.vector, Chunk.token_count)
-    .join(Document, Chunk.document_id == Document.id)
-    .where(Document.collection_id == _COLLECTION, Document.external_id == bindparam("external"))
-    .order_by(Chunk.ordinal)
-)
 _HEAD = select(
     select(func.max(Chunk.id)).where(Chunk.collection_id == _COLLECTION).scalar_subquery(),
     select(func.max(ChunkTombstone.seq))
@@ -174,44 +176,44 @@ class ChunkLog(Sessions):
             for chunk_id, blob in self._by_ids(_VECTORS, chunk_ids)
         }
 
-    def document_vectors(
-        self, collection_id: int, external_id: str, dimension: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A document's chunk vectors (one row each, in order) and their token counts; no
-        rows for a document that is not there."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                _DOCUMENT_VECTORS, {"collection": collection_id, "external": external_id}
-            ).all()
-        vectors = np.zeros((len(rows), dimension), np.float32)
-        for row, (blob, _) in enumerate(rows):
-            vectors[row] = np.frombuffer(blob, dtype="<f4", count=dimension)
-        return vectors, np.array([max(1, tokens) for _, tokens in rows], np.int64)
-
-    def chunk_hits(self, chunk_ids: Sequence[int]) -> dict[int, ChunkHit]:
-        """Chunks with their documents' metadata, keyed by chunk id; missing ids are absent.
+    def chunk_hits(
+        self, chunk_ids: Sequence[int], with_metadata: bool = False
+    ) -> dict[int, ChunkHit]:
+        """Chunks with their documents, keyed by chunk id; missing ids are absent. Their
+        texts, URLs and parts are left empty, and their metadata unless `with_metadata`: a
+        search reads many candidates and shows few (`with_texts` fills those in).
 
         Selects plain columns rather than ORM objects: this runs on every search.
         """
-        rows = self._by_ids(_HITS, chunk_ids)
-        parts = dict(self._by_ids(_PARTS, sorted({row[-1] for row in rows})))
+        statement = _HITS_WITH_METADATA if with_metadata else _HITS
         return {
-            chunk_id: ChunkHit(
-                chunk_id=chunk_id,
-                document_id=external_id,
-                title=title,
-                url=url,
-                lang=lang,
-                metadata=dict(meta or {}),
-                chunk_lang=chunk_lang,
-                text=text,
-                start=start,
-                end=end,
-                parts=parts.get(document_id),
+            row[0]: ChunkHit(
+                chunk_id=row[0],
+                document_id=row[1],
+                title=row[2],
+                url=None,
+                lang=row[3],
+                metadata=dict(row[9] or {}) if with_metadata else {},
+                chunk_lang=row[4],
+                text="",
+                start=row[5],
+                end=row[6],
+                document_row=row[8],
+                translation_set=row[7],
             )
-            for chunk_id, external_id, title, url, lang, meta, chunk_lang, text, start, end,
-            document_id in rows
+            for row in self._by_ids(statement, chunk_ids)
         }
+
+    def with_texts(self, hits: Sequence[ChunkHit]) -> list[ChunkHit]:
+        """`hits` with their chunks' texts, their documents' URLs, metadata and parts."""
+        shown = {row[0]: row for row in self._by_ids(_SHOWN, [hit.chunk_id for hit in hits])}
+        parts = dict(self._by_ids(_PARTS, sorted({hit.document_row for hit in hits})))
+        filled = []
+        for hit in hits:
+            _, text, url, meta = shown.get(hit.chunk_id, (0, "", None, None))
+            filled.append(replace(hit, text=text, url=url, metadata=dict(meta or {}),
+                                  parts=parts.get(hit.document_row)))
+        return filled
 
     def _by_ids(self, statement: Any, ids: Sequence[int]) -> list[Any]:
         """The rows of a statement built once over `:ids` (what every search runs: no

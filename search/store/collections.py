@@ -66,6 +66,9 @@ class CollectionRepository(Sessions):
             Document.collection_id, Document.lang
         )
         chunks_counted = select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+        sets = select(Document.collection_id, Document.translation_set, func.count()).group_by(
+            Document.collection_id, Document.translation_set
+        )
         if name is not None and not storable(name):  # no collection has it; PostgreSQL
             return []  # would refuse the NUL rather than match nothing
         if name is not None:
@@ -73,20 +76,34 @@ class CollectionRepository(Sessions):
             collections = collections.where(Collection.name == name)
             documents = documents.where(Document.collection_id == wanted)
             chunks_counted = chunks_counted.where(Chunk.collection_id == wanted)
+            sets = sets.where(Document.collection_id == wanted)
         with self.session() as session:
             languages: dict[int, dict[str, int]] = {}
             for collection_id, lang, n in session.execute(documents):
                 languages.setdefault(collection_id, {})[lang] = int(n)
             chunks = dict(session.execute(chunks_counted).all())
-            return [
-                CollectionStats(
+            translations: dict[int, list[int]] = {}  # sets, their documents, unlinked
+            for collection_id, linked, n in session.execute(sets):
+                counts = translations.setdefault(collection_id, [0, 0, 0])
+                if linked is None:
+                    counts[2] += int(n)
+                elif n > 1:
+                    counts[0] += 1
+                    counts[1] += int(n)
+            found = []
+            for row in session.scalars(collections):
+                counted = languages.get(row.id, {})
+                translation_sets, translated, unlinked = translations.get(row.id, [0, 0, 0])
+                found.append(CollectionStats(
                     info=collection_info(row),
-                    documents=sum(languages.get(row.id, {}).values()),
+                    documents=sum(counted.values()),
                     chunks=int(chunks.get(row.id, 0)),
-                    languages=dict(sorted(languages.get(row.id, {}).items())),
-                )
-                for row in session.scalars(collections)
-            ]
+                    languages=dict(sorted(counted.items())),
+                    translation_sets=translation_sets,
+                    translated_documents=translated,
+                    unlinked_documents=unlinked,
+                ))
+            return found
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection with all its documents, chunks and jobs."""

@@ -6,21 +6,52 @@ indexes that follow the chunk log never miss a write.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from search.store.chunk_log import bury_chunks, lock_log, renew_chunks
 from search.store.records import ChunkRecord, DocumentRecord, detached, storable
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, Document
 
+# The metadata fields by which a user links translations themselves: the id of the original,
+# or any name the copies share.
+TRANSLATION_KEYS = ("translation_of", "translation_group")
+KEY_LENGTH = 512  # the column's width; longer keys are stored as their digest
+
 
 def document_record(row: Document) -> DocumentRecord:
     return detached(DocumentRecord, row, metadata=dict(row.meta or {}))
+
+
+def translation_key(metadata: dict[str, Any]) -> str | None:
+    """The user's own translation link in `metadata`, if it holds one (a non-empty string)."""
+    for field in TRANSLATION_KEYS:
+        value = metadata.get(field)
+        if isinstance(value, str) and value:
+            if len(value) > KEY_LENGTH:
+                return "sha256:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+            return value
+    return None
+
+
+def unlink_translations(session: Session, collection_id: int, row: Document) -> None:
+    """Mark the document and the rest of its translation set as not linked yet: a copy that
+    changed (or went) may have been what held the others together."""
+    if row.translation_set is not None:
+        session.execute(
+            update(Document)
+            .where(Document.collection_id == collection_id,
+                   Document.translation_set == row.translation_set)
+            .values(translation_set=None)
+        )
+    row.translation_set = None
 
 
 class DocumentRepository(Sessions):
@@ -87,6 +118,7 @@ class DocumentRepository(Sessions):
                     session.add(row)
                 else:
                     bury_chunks(session, collection_id, row.id)
+                    unlink_translations(session, collection_id, row)
                 self._apply_fields(row, record)
                 row.content_hash = record.content_hash
                 row.text = record.text
@@ -134,6 +166,7 @@ class DocumentRepository(Sessions):
             self._apply_fields(row, record)
             if filtered_by_changes:
                 renew_chunks(session, collection_id, row.id)
+                unlink_translations(session, collection_id, row)
             return True
 
     def delete_document(self, collection_id: int, external_id: str) -> bool:
@@ -146,6 +179,7 @@ class DocumentRepository(Sessions):
             if row is None:
                 return False
             bury_chunks(session, collection_id, row.id)
+            unlink_translations(session, collection_id, row)
             session.delete(row)
             return True
 
@@ -172,3 +206,4 @@ class DocumentRepository(Sessions):
         row.lang = record.lang
         row.meta = record.metadata
         row.parts = record.parts
+        row.translation_key = translation_key(record.metadata)

@@ -35,6 +35,9 @@ class CollectionStats:
     documents: int
     chunks: int
     languages: dict[str, int]
+    translation_sets: int = 0  # sets of two or more copies
+    translated_documents: int = 0  # documents in those sets
+    unlinked_documents: int = 0  # documents not linked into a set yet
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class ChunkHit:
     start: int
     end: int
     parts: list[dict[str, Any]] | None = None  # the document's pages, slides or sections
+    document_row: int = 0  # the document's row id
+    translation_set: int | None = None  # None until linked (search.translations)
 
 
 def storable(key: str) -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from search.store.chunk_log import ChunkLog
 from search.store.collections import CollectionRepository
 from search.store.documents import DocumentRepository
+from search.store.translations import TranslationRepository
 
 
-class Store(CollectionRepository, DocumentRepository, ChunkLog):
+class Store(CollectionRepository, DocumentRepository, ChunkLog, TranslationRepository):
     """The database as the log: documents, chunks and vectors are written here first."""

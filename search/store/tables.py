@@ -45,7 +45,11 @@ class Collection(Base):
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("collection_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("collection_id", "external_id"),
+        Index("ix_documents_collection_id_translation_set", "collection_id", "translation_set"),
+        Index("ix_documents_collection_id_translation_key", "collection_id", "translation_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
@@ -58,6 +62,10 @@ class Document(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # Where each page, slide or section begins in `text` (search.locators), for files read so.
     parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The smallest row id among the document's translations and itself; None until linked
+    # (search.translations). The key is the user's own link (metadata.translation_of/_group).
+    translation_set: Mapped[int | None] = mapped_column(Integer)
+    translation_key: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

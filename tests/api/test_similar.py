@@ -28,22 +28,23 @@ def test_similar_documents_are_its_translations_then_the_rest(client: TestClient
     documents = load_sample(client)
     topic = {d["id"]: d["metadata"]["topic"] for d in documents}
     for doc_id in ("eiffel-en", "fuji-ja", "coffee-ar"):
-        found = similar(client, doc_id, k=5)
+        found = similar(client, doc_id, k=5, collapse="none")
         ids = [r["id"] for r in found]
         assert doc_id not in ids and len(ids) == 5
         twins = [i for i in topic if topic[i] == topic[doc_id] and i != doc_id]
         assert set(ids[: len(twins)]) == set(twins), (doc_id, found)
         assert all(r["lexical_score"] is None and r["dense_score"] for r in found)
     # Narrowed to one language: the French copy first, and nothing else in French before it.
-    french = similar(client, "eiffel-en", lang="FR", k=3)
+    french = similar(client, "eiffel-en", lang="FR", k=3, collapse="none")
     assert french[0]["id"] == "eiffel-fr" and {r["lang"] for r in french} == {"fr"}
     # Paging walks the same order.
-    first_two = [r["id"] for r in similar(client, "eiffel-en", k=2)]
-    assert [r["id"] for r in similar(client, "eiffel-en", k=1, offset=1)] == first_two[1:]
+    first_two = [r["id"] for r in similar(client, "eiffel-en", k=2, collapse="none")]
+    assert [r["id"] for r in similar(client, "eiffel-en", k=1, offset=1, collapse="none")
+            ] == first_two[1:]
     # A metadata filter, in a POST body.
     response = client.post(
         "/v1/collections/default/documents/eiffel-en/similar",
-        json={"k": 5, "filter": {"topic": {"$ne": "eiffel-tower"}}},
+        json={"k": 5, "filter": {"topic": {"$ne": "eiffel-tower"}}, "collapse": "none"},
     )
     assert response.status_code == 200, response.text
     assert all(r["metadata"]["topic"] != "eiffel-tower" for r in response.json()["results"])

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import StreamingResponse
 
 from search.api.deps import EngineDep, require_json
-from search.api.models import CollectionIn, CollectionList, CollectionOut, error_responses
+from search.api.models import (
+    CollectionIn,
+    CollectionList,
+    CollectionOut,
+    DuplicatesIn,
+    error_responses,
+)
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
+from search.duplicates import find_duplicates
 from search.errors import CollectionNotFound, InvalidInput
 from search.store.records import CollectionStats
 
@@ -76,3 +87,22 @@ def delete_collection(name: str, engine: EngineDep) -> Response:
     engine.store.delete_collection(name)
     engine.indexes.forget(info)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{name}/duplicates",
+    operation_id="find_duplicates",
+    dependencies=[Depends(require_read), Depends(require_json)],
+    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(404, 415, 422)},
+)
+def list_duplicates(name: str, body: DuplicatesIn, engine: EngineDep) -> StreamingResponse:
+    """The collection's exact copies, translation sets and near-duplicates, streamed as JSON
+    lines `{"kind", "score", "documents": [{"id", "lang", "title"}]}` as they are found."""
+    current = engine.indexes.named(name)
+    groups = find_duplicates(engine.store, current, tuple(body.kinds), body.near_cosine)
+
+    def lines() -> Iterator[str]:
+        for group in groups:
+            yield json.dumps(group.as_json(), ensure_ascii=False) + "\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -19,7 +19,13 @@ from search.api.models import (
 from search.api.security import require_read, require_write
 from search.api.uploads import save_documents, submit_upload
 from search.errors import DocumentNotFound, RequestTooLarge
-from search.schemas import SearchResponse, SimilarRequest
+from search.schemas import (
+    PREFER_DESCRIPTION,
+    Collapse,
+    SearchResponse,
+    SimilarRequest,
+    Translation,
+)
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 
@@ -42,7 +48,7 @@ def add_documents(
     _check_sizes(body, engine.settings.max_document_bytes)
     if body.wait:
         outcomes = ingestion.ingest_documents(collection, body.documents)
-        engine.indexes.refresh(collection)
+        engine.refresh(collection)
         done = DocumentsDone(
             results=[
                 DocumentResult(id=o.id, status=o.status, chunks=o.chunks, error=o.error)
@@ -86,10 +92,14 @@ def similar_documents(
     lang: Annotated[list[str] | None, Query(description="Only these languages.")] = None,
     offset: Annotated[int, Query(ge=0, description="Results to skip (paging).")] = 0,
     nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
+    collapse: Annotated[Collapse, Query(description="translations (the default: its own "
+                                        "translations left out too) or none.")] = "translations",
+    prefer: Annotated[list[str] | None, Query(description=PREFER_DESCRIPTION)] = None,
 ) -> SearchResponse:
     """Documents like this one in any language ("more like this"), from its stored vectors
     (nothing is embedded), itself left out; POST the same path to filter by metadata."""
-    request = SimilarRequest(k=k, languages=lang or None, offset=offset, nprobe=nprobe)
+    request = SimilarRequest(k=k, languages=lang or None, offset=offset, nprobe=nprobe,
+                             collapse=collapse, prefer_languages=prefer or None)
     return engine.searcher.similar(name, doc_id, request)
 
 
@@ -117,6 +127,8 @@ def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
     record = engine.store.find_document(collection.id, doc_id)
     if record is None:
         raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
+    linked = engine.store.translation_set_of(collection.id, doc_id)
+    copies = [] if linked is None else engine.store.translation_members(collection.id, [linked])
     return DocumentOut(
         id=record.external_id,
         title=record.title,
@@ -125,6 +137,10 @@ def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
         metadata=record.metadata,
         text=record.text,
         parts=record.parts,
+        translations=None if linked is None else [
+            Translation(id=c.external_id, lang=c.lang, title=c.title, score=None)
+            for c in copies if c.external_id != doc_id
+        ],
     )
 
 
@@ -140,5 +156,5 @@ def delete_document(name: str, doc_id: str, engine: EngineDep) -> Response:
     collection = engine.store.get_collection(name)
     if not engine.store.delete_document(collection.id, doc_id):
         raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
-    engine.indexes.refresh(collection)
+    engine.refresh(collection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

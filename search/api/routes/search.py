@@ -11,7 +11,15 @@ from search.api.models import error_responses
 from search.api.security import require_read
 from search.collections import DEFAULT_COLLECTION
 from search.engine import Engine
-from search.schemas import DEFAULT_MODE, SearchMode, SearchRequest, SearchResponse
+from search.schemas import (
+    COLLAPSE_DESCRIPTION,
+    DEFAULT_MODE,
+    PREFER_DESCRIPTION,
+    Collapse,
+    SearchMode,
+    SearchRequest,
+    SearchResponse,
+)
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_read)])
 
@@ -52,9 +60,12 @@ def search_get(
     mode: Annotated[
         SearchMode, Query(description="dense, lexical or hybrid (the default).")
     ] = DEFAULT_MODE,
+    collapse: Annotated[Collapse, Query(description=COLLAPSE_DESCRIPTION)] = "translations",
+    prefer: Annotated[list[str] | None, Query(description=PREFER_DESCRIPTION)] = None,
 ) -> SearchResponse:
     """The same search as a GET, for links and the web page."""
     request = SearchRequest(
-        query=q, k=k, languages=lang or None, nprobe=nprobe, offset=offset, mode=mode
+        query=q, k=k, languages=lang or None, nprobe=nprobe, offset=offset, mode=mode,
+        collapse=collapse, prefer_languages=prefer or None,
     )
     return _answer(engine, collection, request, response)
