@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import MakeClient, add_now
+from tests.api.conftest import add_now
 from tests.waiting import wait_until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample.jsonl"
