@@ -34,7 +34,8 @@ def test_wait_makes_documents_searchable_at_once(client: TestClient) -> None:
     body = response.json()
     assert body["query_language"] == "de" and body["took_ms"] > 0
     timing = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
-    assert set(timing) == {"embed", "index", "lexical", "fetch", "language", "total"}
+    assert set(timing) == {
+        "embed", "index", "lexical", "fetch", "language", "translations", "total"}
     assert 0 < float(timing["embed"]) < float(timing["total"]) == body["took_ms"]
     [hit] = body["results"]
     assert hit["id"] == "eiffel" and hit["title"] == "<img src=x onerror=alert(1)>"
