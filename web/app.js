@@ -396,7 +396,11 @@ async function refreshStatus() {
     const parts = collections.map(
       (collection) => `${collection.name}: ${collection.documents.toLocaleString()} documents`,
     );
-    const jobs = [...running.jobs, ...queued.jobs];
+    // The two lists are read at once, so a job claimed in between is in both: show it once.
+    const shown = new Set();
+    const jobs = [...running.jobs, ...queued.jobs].filter(
+      (job) => !shown.has(job.id) && shown.add(job.id),
+    );
     line.replaceChildren(element("span", {}, parts.join(" · ")));
     for (const job of jobs) {
       const item = element("span", { class: "job" }, describeJob(job));
