@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from search.collections import DEFAULT_COLLECTION
+from search.collections import DEFAULT_COLLECTION, check_name
 from search.duplicates import KINDS, NEAR_COSINE, find_duplicates
 from search.engine import Engine
-from search.errors import InvalidInput, StorageUnavailable, XlsearchError
+from search.errors import AliasNotFound, InvalidInput, StorageUnavailable, XlsearchError
 from search.locators import describe_locator
 from search.preflight import check_storage, database_errors, database_setting, shown_database
 from search.schemas import (
@@ -392,6 +392,40 @@ def collections() -> None:
             str(stats.documents),
             str(stats.chunks),
         )
+    out.print(table)
+
+
+@app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="The alias.")],
+    collection: Annotated[str | None, typer.Argument(
+        help="The collection it names from now on (switched at once for every process).")
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
+) -> None:
+    """Point an alias at a collection, or remove it; without either, show it."""
+    store = _open_store(_settings())
+    if delete:
+        store.delete_alias(name)
+        out.print(f"alias {name!r} removed")
+        return
+    if collection is not None:
+        check_name(name, "alias")
+        store.put_alias(name, collection)
+    found = store.aliases(name)
+    if not found:
+        raise AliasNotFound(name)
+    out.print(f"{found[0].name} -> {found[0].collection}", highlight=False)
+
+
+@app.command()
+def aliases() -> None:
+    """List aliases and the collections they name."""
+    table = Table()
+    for column in ("alias", "collection", "since"):
+        table.add_column(column)
+    for info in _open_store(_settings()).aliases():
+        table.add_row(info.name, info.collection, info.updated_at.isoformat(timespec="seconds"))
     out.print(table)
 
 

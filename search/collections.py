@@ -20,6 +20,14 @@ def default_chunk_tokens(embedder: Embedder) -> int:
     return min(embedder.max_tokens, embedder.profile.chunk_tokens_cap)
 
 
+def check_name(name: str, kind: str = "collection") -> None:
+    """Refuse a collection's (or alias's) name that is not 1-64 letters, digits, _ - ."""
+    if not NAME_PATTERN.fullmatch(name):  # `$` would let a trailing newline through
+        raise InvalidInput(
+            f"{kind} name {name!r} is invalid: use 1-64 letters, digits, '_', '-' or '.'"
+        )
+
+
 def collection_spec(
     name: str,
     settings: Settings,
@@ -33,10 +41,7 @@ def collection_spec(
     index_settings: dict[str, Any] | None = None,
 ) -> CollectionInfo:
     """A validated new collection; unset values come from the settings, then the model."""
-    if not NAME_PATTERN.fullmatch(name):  # `$` would let a trailing newline through
-        raise InvalidInput(
-            f"collection name {name!r} is invalid: use 1-64 letters, digits, '_', '-' or '.'"
-        )
+    check_name(name)
     dimension = dimension or settings.dimension or embedder.dimension
     if not 32 <= dimension <= embedder.dimension:
         raise InvalidInput(

@@ -30,6 +30,14 @@ class CollectionNotFound(XlsearchError):
         )
 
 
+class AliasNotFound(XlsearchError):
+    code = "alias_not_found"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"alias {name!r} does not exist; list them with GET /v1/aliases")
+
+
 class CollectionDeleted(CollectionNotFound):
     """The collection was deleted while documents were being written to it."""
 

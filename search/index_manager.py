@@ -190,7 +190,8 @@ class IndexManager:
 
         A loaded index answers without asking the database for the collection (searches run
         this every time): collections never change once created, and a deleted one is dropped
-        here by whoever notices first (the API's delete, the keeper's next round).
+        here by whoever notices first (the API's delete, the keeper's next round). An alias
+        is asked of the database every time, so that a switch is seen at once everywhere.
         Raises CollectionNotFound for a name the database does not know.
         """
         with self._lock:

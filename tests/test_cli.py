@@ -137,6 +137,21 @@ def test_duplicates_writes_json_lines(
     assert bad.returncode == 2 and "near_cosine" in bad.stderr, bad.stderr
 
 
+def test_aliases_name_collections_for_search(
+    ingested: subprocess.CompletedProcess[str], xlsearch: Run
+) -> None:
+    made = xlsearch("alias", "live", "default")
+    assert made.returncode == 0 and "live -> default" in made.stdout, made.stderr
+    assert "live" in xlsearch("aliases").stdout
+    found = json.loads(xlsearch("search", "Eiffel Tower", "-c", "live", "--json").stdout)
+    assert found["results"][0]["id"].startswith("eiffel-")
+    assert "removed" in xlsearch("alias", "live", "--delete").stdout
+    assert_one_line_error(xlsearch("alias", "live"), "error: alias 'live' does not exist")
+    assert_one_line_error(
+        xlsearch("alias", "bad name", "default"), "error: alias name 'bad name' is invalid"
+    )
+
+
 def test_search_json_is_the_rest_body(
     ingested: subprocess.CompletedProcess[str], xlsearch: Run
 ) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from search.duplicates import KINDS, NEAR_COSINE, Kind
 from search.schemas import DocumentIn, Strict, Text, Translation
 from search.store.jobs import JobStatus
-from search.store.records import CollectionStats
+from search.store.records import AliasInfo, CollectionStats
 
 
 class ErrorDetail(BaseModel):
@@ -146,6 +146,24 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobOut]
+
+
+class AliasIn(Strict):
+    collection: str = Field(min_length=1, max_length=128, description="The collection it names.")
+
+
+class AliasOut(BaseModel):
+    alias: str
+    collection: str = Field(description="The collection the alias names now.")
+    updated_at: datetime = Field(description="When it was last pointed at a collection.")
+
+    @classmethod
+    def of(cls, info: AliasInfo) -> AliasOut:
+        return cls(alias=info.name, collection=info.collection, updated_at=info.updated_at)
+
+
+class AliasList(BaseModel):
+    aliases: list[AliasOut]
 
 
 class DuplicatesIn(Strict):

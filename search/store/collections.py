@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from search.errors import CollectionExists, CollectionNotFound
 from search.store.records import CollectionInfo, CollectionStats, detached, storable
 from search.store.sessions import Sessions
-from search.store.tables import Chunk, Collection, Document
+from search.store.tables import Alias, Chunk, Collection, Document
 
 
 def collection_info(row: Collection) -> CollectionInfo:
@@ -28,6 +28,10 @@ class CollectionRepository(Sessions):
             with self.writing() as session:
                 if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
                     raise exists
+                if session.get(Alias, spec.name) is not None:
+                    raise CollectionExists(
+                        f"{spec.name!r} is an alias; a collection needs a name of its own"
+                    )
                 return self._add_collection(session, spec)
         except IntegrityError:  # created by another process between the check and the insert
             raise exists from None
@@ -40,10 +44,16 @@ class CollectionRepository(Sessions):
         return collection_info(row)
 
     def find_collection(self, name: str) -> CollectionInfo | None:
+        """The collection called `name`, or the one the alias `name` names."""
         if not storable(name):
             return None
         with self.session() as session:
             row = session.scalar(select(Collection).where(Collection.name == name))
+            if row is None:
+                row = session.scalar(
+                    select(Collection).join(Alias, Alias.collection_id == Collection.id)
+                    .where(Alias.name == name)
+                )
             return collection_info(row) if row else None
 
     def get_collection(self, name: str) -> CollectionInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,6 +26,15 @@ class CollectionInfo:
     document_instruction: str | None = None
     query_instruction: str | None = None
     index_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AliasInfo:
+    """An alias and the collection it names now."""
+
+    name: str
+    collection: str
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,18 @@ class Collection(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Alias(Base):
+    """A second name for a collection; switching it is one row's update."""
+
+    __tablename__ = "aliases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (

@@ -67,7 +67,10 @@ def create_collection(body: CollectionIn, engine: EngineDep) -> CollectionOut:
     responses=error_responses(404),
 )
 def get_collection(name: str, engine: EngineDep) -> CollectionOut:
+    """The collection by its name or an alias's."""
     found = engine.store.list_collections(name)  # one collection's rows, not every one's
+    if not found and engine.store.aliases(name):
+        found = engine.store.list_collections(engine.store.get_collection(name).name)
     if not found:
         raise CollectionNotFound(name)
     return describe(engine, found[0])
@@ -83,6 +86,12 @@ def get_collection(name: str, engine: EngineDep) -> CollectionOut:
 def delete_collection(name: str, engine: EngineDep) -> Response:
     if name == DEFAULT_COLLECTION:
         raise InvalidInput("the default collection cannot be deleted; delete its documents instead")
+    aliased = engine.store.aliases(name)
+    if aliased:
+        raise InvalidInput(
+            f"{name!r} is an alias of collection {aliased[0].collection!r}: delete the alias "
+            f"(DELETE /v1/aliases/{name}) or the collection by its own name"
+        )
     info = engine.store.get_collection(name)
     engine.store.delete_collection(name)
     engine.indexes.forget(info)
