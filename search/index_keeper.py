@@ -69,12 +69,13 @@ class IndexKeeper:
         return changes
 
     def _link(self, current: CollectionIndex) -> None:
-        """Link the collection's new documents; a failure there leaves them for the next
+        """Link some of the collection's new documents (one batch, newest first, so that a
+        backlog never holds up catch-up for long); a failure there leaves them for the next
         round and never holds up the other collections' catch-up."""
         if self._translations is None:
             return
         try:
-            self._translations.link_pending(current)
+            self._translations.link_pending(current, rounds=1)
         except CollectionDeleted:
             pass  # the next round drops its index
         except Exception:  # noqa: BLE001 - keep serving; the next round retries

@@ -51,6 +51,7 @@ LENGTH_RATIO = 2.0  # most one copy may be longer than the other, in tokens
 # subject are alike to a small model ("Tea." and "Honey bees make honey." score 0.85).
 MIN_TOKENS = 16
 LINK_BATCH = 256  # documents linked per transaction
+ROUNDS = 8  # transactions of LINK_BATCH documents per call, at most
 CHALLENGE_ROUNDS = 3  # rounds per call in which a newcomer may unlink a set it beats
 NEIGHBOURS = 4  # documents read per language around each document
 HITS_PER_NEIGHBOUR = 3  # chunks read from the index per neighbouring document wanted
@@ -87,26 +88,27 @@ class TranslationLinker:
         self.link_cosine = link_cosine
         self.enabled = enabled
 
-    def link_pending(self, current: CollectionIndex) -> int:
-        """Link every waiting document that `current` (caught up by the caller) holds;
-        returns how many were linked. Safe to run in several processes at once: each
-        document is linked by whichever writes first."""
+    def link_pending(self, current: CollectionIndex, rounds: int = ROUNDS) -> int:
+        """Link the waiting documents that `current` (caught up by the caller) holds, newest
+        first, in at most `rounds` transactions of `LINK_BATCH` (so that a backlog, as after
+        an upgrade, is worked through over several calls and never holds a caller for
+        long); returns how many were linked. Safe to run in several processes at once:
+        each document is linked by whichever writes first."""
         collection = current.collection
-        linked, rounds = 0, 0
-        while self.enabled:
+        linked = 0
+        for round_number in range(rounds if self.enabled else 0):
             up_to = current.chunk_watermark
             pending = self._store.pending_translations(collection.id, up_to, LINK_BATCH)
             if not pending:
-                return linked
+                break
             means = _Means(self._store, collection.dimension)
             candidates = self.candidates(current, means, [c for c in pending if c.key is None])
             done, undone = self._store.link_translations(
                 collection.id, pending, up_to, {row for c in candidates for row in (c.a, c.b)},
                 partial(_decide, candidates, means, self.link_cosine,
-                        rounds < CHALLENGE_ROUNDS),
+                        round_number < CHALLENGE_ROUNDS),
             )
             linked += done
-            rounds += 1
             if not done and not undone:  # all of them were changed or linked meanwhile
                 break
         return linked

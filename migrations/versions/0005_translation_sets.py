@@ -24,9 +24,9 @@ def upgrade() -> None:
     with op.batch_alter_table("documents") as batch:
         batch.add_column(sa.Column("translation_set", sa.Integer, nullable=True))
         batch.add_column(sa.Column("translation_key", sa.String(512), nullable=True))
-    op.create_index(
+    op.create_index(  # with the id: the newest unlinked documents are one range read
         "ix_documents_collection_id_translation_set", "documents",
-        ["collection_id", "translation_set"],
+        ["collection_id", "translation_set", "id"],
     )
     op.create_index(
         "ix_documents_collection_id_translation_key", "documents",

@@ -59,7 +59,9 @@ class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
         UniqueConstraint("collection_id", "external_id"),
-        Index("ix_documents_collection_id_translation_set", "collection_id", "translation_set"),
+        Index(
+            "ix_documents_collection_id_translation_set", "collection_id", "translation_set", "id"
+        ),
         Index("ix_documents_collection_id_translation_key", "collection_id", "translation_key"),
     )
 

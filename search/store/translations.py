@@ -130,15 +130,19 @@ class TranslationRepository(Sessions):
     def pending_translations(
         self, collection_id: int, up_to_chunk: int, limit: int
     ) -> list[PendingCopy]:
-        """The oldest documents not linked yet whose chunks an index at `up_to_chunk` holds."""
-        query = (
-            _unlinked(up_to_chunk)
-            .where(Document.collection_id == collection_id)
-            .order_by(Document.id)
+        """Of the `limit` newest documents not linked yet, those whose chunks an index at
+        `up_to_chunk` holds, newest first: what was just written is linked at once even
+        while older documents wait (as after the upgrade that added translation sets).
+        One index range read (collection, NULL set, id), however many documents wait."""
+        newest = (
+            select(Document.id)
+            .where(Document.collection_id == collection_id, Document.translation_set.is_(None))
+            .order_by(Document.id.desc())
             .limit(limit)
         )
         with self.session() as session:
-            return [PendingCopy(*row) for row in session.execute(query).all()]
+            waiting = self._waiting(session, list(session.scalars(newest)), up_to_chunk)
+        return sorted(waiting, key=lambda copy: -copy.id)
 
     def document_means(
         self, document_ids: Iterable[int], dimension: int
