@@ -53,7 +53,10 @@ def find_duplicates(
     if "translations" in kinds:
         for members in store.translation_groups(collection.id):
             means = store.document_means([m.id for m in members], collection.dimension)
-            vectors = np.stack([means[m.id].vector for m in members if m.id in means])
+            vectors = np.array([means[m.id].vector for m in members if m.id in means])
+            if len(vectors) < 2:  # a user's set of documents without chunks
+                yield DuplicateGroup("translations", 0.0, _described(members))
+                continue
             alike = vectors @ vectors.T
             pairs = len(vectors) * (len(vectors) - 1)
             score = float((alike.sum() - np.trace(alike)) / max(1, pairs))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from search.collections import DEFAULT_COLLECTION, check_model, ensure_collection
 from search.embedders import Embedder, load_embedder
+from search.errors import XlsearchError
 from search.index_manager import IndexManager
 from search.language import LanguageDetector, default_language_processes
 from search.service import SearchService
@@ -50,7 +51,13 @@ class Engine:
         its new documents into translation sets (what a write that answers "searchable"
         calls: `wait: true`, a delete, a job's batch, the CLI's ingest)."""
         self.indexes.refresh(collection)
-        self.translations.link_pending(self.indexes.get(collection))
+        try:
+            self.translations.link_pending(self.indexes.get(collection))
+        except XlsearchError:
+            raise  # the collection went meanwhile: the caller says so
+        except Exception:  # noqa: BLE001 - the write is committed; the keeper links later
+            log.exception("linking the translations of %r failed; the server's next catch-up "
+                          "round tries again", collection.name)
 
     def writable(self, name: str) -> CollectionInfo:
         """The named collection, checked to hold this process's model's vectors: what adding

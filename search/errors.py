@@ -60,6 +60,13 @@ class ModelMismatch(XlsearchError):
     status = 409
 
 
+class Busy(XlsearchError):
+    """The server does one of these at a time and one is running; retry when it ends."""
+
+    code = "busy"
+    status = 429
+
+
 class EmbedderUnavailable(XlsearchError):
     """The embedding backend cannot be reached or failed; retrying later may help."""
 

@@ -233,7 +233,7 @@ class SearchService:
                 if c.external_id != result.id
             ]
             others.sort(key=lambda t: -t["score"] if t["score"] is not None else float("inf"))
-            result.translations = others
+            result.translations = others[:MAX_TRANSLATIONS]
 
     def _rank(
         self, index: CollectionIndex, plan: _Plan, fetch: int, watch: Stopwatch
@@ -326,6 +326,7 @@ class SearchService:
         )
 
 
+MAX_TRANSLATIONS = 100  # copies a result names, at most (a user's set may be far larger)
 COLLAPSE_FETCH = 2  # chunks read per result wanted when collapsing (copies match alike)
 Candidate = tuple[Ranked, ChunkHit]
 

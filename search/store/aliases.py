@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from search.errors import AliasNotFound, CollectionExists, CollectionNotFound
+from search.store.collections import lock_names
 from search.store.records import AliasInfo, storable
 from search.store.sessions import Sessions
 from search.store.tables import Alias, Collection, utcnow
@@ -24,6 +25,7 @@ class AliasRepository(Sessions):
 
     def _put_alias(self, name: str, collection_name: str) -> AliasInfo:
         with self.writing() as session:
+            lock_names(session)
             if session.scalar(select(Collection.id).where(Collection.name == name)):
                 raise CollectionExists(
                     f"{name!r} is a collection's name; an alias needs a name of its own"

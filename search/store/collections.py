@@ -9,9 +9,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionExists, CollectionNotFound
+from search.store.chunk_log import LOG_LOCK_SPACE
 from search.store.records import CollectionInfo, CollectionStats, detached, storable
 from search.store.sessions import Sessions
 from search.store.tables import Alias, Chunk, Collection, Document
+
+
+def lock_names(session: Session) -> None:
+    """Serialise the transactions that give out names (collections, aliases) until this one
+    ends: on PostgreSQL two of them would not see each other's new row and could give one
+    name to both kinds (SQLite has one writer at a time). Collection ids start at 1, so key
+    0 of the log's lock space is free for this."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_SPACE, 0)))
 
 
 def collection_info(row: Collection) -> CollectionInfo:
@@ -26,6 +36,7 @@ class CollectionRepository(Sessions):
         exists = CollectionExists(f"collection {spec.name!r} already exists")
         try:
             with self.writing() as session:
+                lock_names(session)
                 if session.scalar(select(Collection.id).where(Collection.name == spec.name)):
                     raise exists
                 if session.get(Alias, spec.name) is not None:

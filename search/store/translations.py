@@ -27,6 +27,7 @@ _MEMBERS = select(
     Document.id, Document.external_id, Document.lang, Document.title, Document.translation_set
 ).where(Document.collection_id == bindparam("collection"), Document.translation_set.in_(_IDS))
 _HASHES = select(Document.id, Document.content_hash).where(Document.id.in_(_IDS))
+MAX_USER_SET = 1000  # documents followed through the user's keys in one linking, at most
 TEXT_READ = 20_000  # characters of a document read to compare its numbers with another's
 _TEXTS = select(Document.id, func.substr(Document.text, 1, TEXT_READ)).where(
     Document.id.in_(_IDS)
@@ -245,37 +246,43 @@ class TranslationRepository(Sessions):
     def _join_keyed(
         session: Session, collection_id: int, waiting: Iterable[PendingCopy], sets: TranslationSets
     ) -> set[int]:
-        """Join the user's sets that waiting copies belong to (by their key, or as the
-        document others name); returns their members. Documents that were linked
-        automatically to a member before are unlinked, to be linked again without it."""
-        names = sorted({copy.key or copy.external_id for copy in waiting})
-        by_name: dict[str, list[tuple[int, str, str | None, int | None]]] = {}
-        for page in _chunks(names):
+        """Join the user's sets that waiting copies belong to and return their members. A
+        user set is every document linked by keys, followed both ways and through chains
+        (C names B, B names A): a document is in it by its key or as the one a key names.
+        Whatever else was in these documents' earlier sets is unlinked, to be decided
+        again without them."""
+        names = {copy.external_id for copy in waiting} | {c.key for c in waiting if c.key}
+        rows: dict[int, tuple[str, str, str | None, int | None]] = {}
+        asked: set[str] = set()
+        while names - asked and len(rows) <= MAX_USER_SET:
+            page = sorted(names - asked)[:SQL_IN_PAGE]
+            asked |= set(page)
             for row, lang, external_id, key, linked in session.execute(
                 select(Document.id, Document.lang, Document.external_id,
                        Document.translation_key, Document.translation_set)
                 .where(Document.collection_id == collection_id,
-                       or_(Document.translation_key.in_(page),
-                           Document.external_id.in_(page)))
+                       or_(Document.translation_key.in_(page), Document.external_id.in_(page)))
             ).all():
-                for name in {key, external_id} & set(page):
-                    by_name.setdefault(str(name), []).append((row, lang, key, linked))
-        keyed: set[int] = set()
-        for members in by_name.values():
-            if len(members) == 1 and members[0][2] is None:
-                continue  # a document nobody names, without a key of its own
-            for row, lang, _, _ in members:
-                sets.add(row, lang)
-                sets.join(members[0][0], row, disjoint_languages=False)
-                keyed.add(row)
-        earlier = sorted({linked for members in by_name.values() for row, _, _, linked in members
-                          if row in keyed and linked is not None})
+                rows[row] = (lang, external_id, key, linked)
+                names |= {external_id} | ({key} if key else set())
+        named = {key for _, _, key, _ in rows.values() if key}
+        keyed = {row for row, (_, external_id, key, _) in rows.items()
+                 if key is not None or external_id in named}
+        first_with: dict[str, int] = {}
+        for row in sorted(keyed):
+            lang, external_id, key, _ = rows[row]
+            sets.add(row, lang)
+            for name in {external_id, key} & named:
+                sets.join(first_with.setdefault(str(name), row), row, disjoint_languages=False)
+        earlier = sorted({linked for row in keyed if (linked := rows[row][3]) is not None})
         for page_of_sets in _chunks(earlier):
-            session.execute(update(Document).where(
+            for row in session.scalars(select(Document.id).where(
                 Document.collection_id == collection_id,
-                Document.translation_set.in_(page_of_sets), Document.translation_key.is_(None),
-                Document.id.not_in(keyed),
-            ).values(translation_set=None))
+                Document.translation_set.in_(page_of_sets),
+            )):
+                if row not in keyed:
+                    session.execute(update(Document).where(Document.id == row)
+                                    .values(translation_set=None))
         return keyed
 
     @staticmethod
@@ -347,8 +354,9 @@ class TranslationRepository(Sessions):
         )
         with self.session() as session:
             shared = list(session.scalars(hashes))
-            for page in _chunks(shared):
-                groups: dict[str, list[Member]] = {}
+        for page in _chunks(shared):  # read a page, then hand it out: no session held open
+            groups: dict[str, list[Member]] = {}
+            with self.session() as session:
                 for row, external_id, lang, title, digest in session.execute(
                     select(Document.id, Document.external_id, Document.lang, Document.title,
                            Document.content_hash)
@@ -357,7 +365,7 @@ class TranslationRepository(Sessions):
                     .order_by(Document.id)
                 ).all():
                     groups.setdefault(digest, []).append(Member(row, external_id, lang, title, 0))
-                yield from groups.values()
+            yield from groups.values()
 
     def document_pages(self, collection_id: int, size: int) -> Iterator[list[Member]]:
         """Every document of the collection in pages of `size`, by row id."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import StreamingResponse
@@ -19,7 +21,7 @@ from search.api.models import (
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
 from search.duplicates import find_duplicates
-from search.errors import CollectionNotFound, InvalidInput
+from search.errors import Busy, CollectionNotFound, InvalidInput
 from search.store.records import CollectionStats
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -98,20 +100,55 @@ def delete_collection(name: str, engine: EngineDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+# One duplicates scan per process at a time: each reads every document of a collection.
+_SCANNING = threading.Lock()
+
+
 @router.post(
     "/{name}/duplicates",
     operation_id="find_duplicates",
-    dependencies=[Depends(require_read), Depends(require_json)],
-    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(404, 415, 422)},
+    dependencies=[Depends(require_write), Depends(require_json)],
+    responses={200: {"content": {"application/x-ndjson": {}}},
+               **error_responses(404, 415, 422, 429)},
 )
 def list_duplicates(name: str, body: DuplicatesIn, engine: EngineDep) -> StreamingResponse:
     """The collection's exact copies, translation sets and near-duplicates, streamed as JSON
-    lines `{"kind", "score", "documents": [{"id", "lang", "title"}]}` as they are found."""
+    lines `{"kind", "score", "documents": [{"id", "lang", "title"}]}` as they are found, then
+    `{"done": true, "groups": n}`. It reads every document, so it needs the write key (it
+    lists every id, whatever a search's filter would show), and a server runs one at a time
+    (429 while one runs)."""
     current = engine.indexes.named(name)
-    groups = find_duplicates(engine.store, current, tuple(body.kinds), body.near_cosine)
+    if not _SCANNING.acquire(blocking=False):
+        raise Busy("a duplicates scan is running on this server; try again when it ends")
+    release = _once(_SCANNING.release)
 
     def lines() -> Iterator[str]:
-        for group in groups:
-            yield json.dumps(group.as_json(), ensure_ascii=False) + "\n"
+        try:
+            found = 0
+            for group in find_duplicates(
+                engine.store, current, tuple(body.kinds), body.near_cosine
+            ):
+                found += 1
+                yield json.dumps(group.as_json(), ensure_ascii=False) + "\n"
+            yield json.dumps({"done": True, "groups": found}) + "\n"
+        finally:
+            release()
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    stream = lines()
+    weakref.finalize(stream, release)  # a client gone before the first line: never started
+    return StreamingResponse(stream, media_type="application/x-ndjson")
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """`action`, done the first time the result is called and never again."""
+    guard = threading.Lock()
+    done: list[bool] = []
+
+    def at_most_once() -> None:
+        with guard:
+            if done:
+                return
+            done.append(True)
+        action()
+
+    return at_most_once
