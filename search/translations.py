@@ -55,6 +55,8 @@ ROUNDS = 8  # transactions of LINK_BATCH documents per call, at most
 CHALLENGE_ROUNDS = 3  # rounds per call in which a newcomer may unlink a set it beats
 NEIGHBOURS = 4  # documents read per language around each document
 HITS_PER_NEIGHBOUR = 3  # chunks read from the index per neighbouring document wanted
+LANGUAGES_SEARCHED = 32  # beyond this many languages, only those of nearby documents
+NEARBY_CHUNKS = 128  # chunks read, in any language, to find those nearby languages
 NUMBER = re.compile(r"\d+")
 
 Neighbours = list[tuple[int, float]]  # (document row id, cosine), best first
@@ -122,9 +124,11 @@ class TranslationLinker:
         rows = [copy.id for copy in copies if copy.id in means.known]
         with current.lock:
             languages = current.filters.languages()
+        searched = self._languages_near(current, means, rows, languages)
         forward: dict[tuple[int, str], int] = {}
         for lang in languages:
-            sources = [row for row in rows if means.known[row].lang != lang]
+            sources = [row for row in rows if means.known[row].lang != lang
+                       and (searched is None or lang in searched[row])]
             for row, found in zip(sources, self._nearest(current, means, sources, lang),
                                   strict=True):
                 if found:
@@ -149,6 +153,25 @@ class TranslationLinker:
             cosine = float(means.known[row].vector @ means.known[partner].vector)
             kept.append(Candidate(row, partner, cosine, shared))
         return kept
+
+    def _languages_near(
+        self, current: CollectionIndex, means: _Means, rows: list[int], languages: list[str]
+    ) -> dict[int, set[str]] | None:
+        """The languages to look for each document's translation in: all of them while the
+        collection holds at most `LANGUAGES_SEARCHED`, else only those of the documents
+        nearest to it in any language (so that a collection with thousands of language
+        tags costs one search per document, not thousands)."""
+        if len(languages) <= LANGUAGES_SEARCHED or not rows:
+            return None
+        queries = np.stack([means.known[row].vector for row in rows])
+        _, ids, _ = current.search(queries, NEARBY_CHUNKS)
+        owners = self._store.chunk_owners(int(i) for i in ids.ravel() if i >= 0)
+        means.load(owners.values())
+        return {
+            row: {means.known[owners[int(i)]].lang for i in found
+                  if int(i) in owners and owners[int(i)] in means.known}
+            for row, found in zip(rows, ids, strict=True)
+        }
 
     def _nearest(
         self, current: CollectionIndex, means: _Means, documents: Sequence[int], lang: str

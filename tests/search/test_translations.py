@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from search.engine import Engine
 from search.store.records import ChunkRecord, DocumentRecord
 from search.store.tables import Document
-from search.translations import LINK_BATCH, TranslationLinker
+from search.translations import LANGUAGES_SEARCHED, LINK_BATCH, TranslationLinker
 from tests.conftest import BACKENDS, Databases, both_databases
 
 LANGS = ("en", "de", "fr")
@@ -120,3 +120,46 @@ def test_racing_linkers_give_each_document_one_set(make_engine: Callable[..., En
     while linker.link_pending(current):
         pass
     assert stored_sets(engine) == sets
+
+
+def test_past_many_languages_translations_are_still_found(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """Past LANGUAGES_SEARCHED languages, a document's translation is looked for only in the
+    languages of the documents nearest to it (NEARBY_CHUNKS bounds the searches): still
+    found."""
+    engine = make_engine(translations=False)
+    collection = engine.store.get_collection("default")
+    chance = np.random.default_rng(5)
+    tags = [f"{a}{b}" for a in "abcdefgh" for b in "mnopq"]  # 40 language tags
+    assert len(tags) > LANGUAGES_SEARCHED
+
+    def unit(vector: np.ndarray) -> np.ndarray:
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+    documents = []
+    for n, lang in enumerate(tags):  # a few unrelated documents in every language
+        for m in range(3):
+            body = f"filler {n} {m}"
+            documents.append((
+                DocumentRecord(f"{lang}-{m}", body, None, None, lang, f"f{n}-{m}", {}),
+                [ChunkRecord(0, 0, len(body), 40, lang, body,
+                             unit(chance.normal(size=collection.dimension)))],
+            ))
+    for text in range(20):  # and 20 texts in two of them, as translations
+        base = chance.normal(size=collection.dimension)
+        for lang in ("am", "hq"):
+            body = f"text {text} in {lang}, from {1900 + text}"
+            vector = unit(base + 0.15 * chance.normal(size=collection.dimension))
+            documents.append((
+                DocumentRecord(f"{lang}-text-{text}", body, None, None, lang, f"{lang}{text}", {}),
+                [ChunkRecord(0, 0, len(body), 40, lang, body, vector)],
+            ))
+    engine.store.write_documents(collection.id, documents)
+    current = engine.indexes.get(collection)
+    linker = TranslationLinker(engine.store)
+    while linker.link_pending(current):
+        pass
+    sets = stored_sets(engine)
+    assert all(sets[f"am-text-{t}"] == sets[f"hq-text-{t}"] for t in range(20))
+    assert len({sets[f"am-text-{t}"] for t in range(20)}) == 20
