@@ -187,11 +187,11 @@ class Timed:
 
     seconds: float = 0.0
 
-    def around(self, function: Callable[[Any], int]) -> Callable[[Any], int]:
-        def timed(argument: Any) -> int:
+    def around(self, function: Callable[..., int]) -> Callable[..., int]:
+        def timed(*args: Any, **kwargs: Any) -> int:
             started = time.perf_counter()
             try:
-                return function(argument)
+                return function(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - started
         return timed

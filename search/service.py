@@ -156,10 +156,8 @@ class SearchService:
         plan = _Plan(as_search, record.lang, vector=vector)
         left_out = {document_id}
         if request.collapsing:
-            linked = self._store.translation_set_of(collection.id, document_id)
-            if linked is not None:
-                left_out |= {m.external_id for m in self._store.translation_members(
-                    collection.id, [linked])}
+            copies = self._store.copies_of(collection.id, document_id) or []
+            left_out |= {copy.external_id for copy in copies}
         return self._answer(index, plan, watch, record.lang, leave_out=left_out)
 
     def _answer(
@@ -214,10 +212,8 @@ class SearchService:
     ) -> None:
         """Each result's other copies, with their scores where the search read them. With a
         metadata filter, only copies that pass it are named (a filter may be a boundary)."""
-        linked = {members[0][1].translation_set for members in sets} - {None}
-        copies = self._store.translation_members(
-            index.collection.id, [s for s in linked if s is not None]
-        ) if linked else []
+        linked = [s for members in sets if (s := members[0][1].translation_set) is not None]
+        copies = self._store.translation_members(index.collection.id, linked) if linked else []
         if request.filter and copies:
             passing = index.documents_passing(request.filter, [c.id for c in copies])
             copies = [c for c in copies if c.id in passing]
@@ -229,7 +225,7 @@ class SearchService:
             others = [
                 Translation(id=c.external_id, lang=c.lang, title=c.title,
                             score=scores.get(c.external_id))
-                for c in by_set.get(members[0][1].translation_set or -1, [])
+                for c in by_set.get(members[0][1].translation_set or 0, [])  # 0: no set
                 if c.external_id != result.id
             ]
             others.sort(key=lambda t: -t["score"] if t["score"] is not None else float("inf"))

@@ -24,7 +24,6 @@ member of their set is replaced, deleted or changes language.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,6 @@ import numpy as np
 from search.index_manager import CollectionIndex
 from search.store.repository import Store
 from search.store.translations import DocumentMean, PendingCopy, TranslationSets
-
-log = logging.getLogger(__name__)
 
 LINK_COSINE = 0.85  # a pair of documents alone is linked from this cosine of their means
 # Below it, by these amounts: a pair that shares most of its numbers; a pair that joins two

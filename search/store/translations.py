@@ -275,14 +275,15 @@ class TranslationRepository(Sessions):
             for name in {external_id, key} & named:
                 sets.join(first_with.setdefault(str(name), row), row, disjoint_languages=False)
         earlier = sorted({linked for row in keyed if (linked := rows[row][3]) is not None})
+        others: list[int] = []
         for page_of_sets in _chunks(earlier):
-            for row in session.scalars(select(Document.id).where(
+            others += [row for row in session.scalars(select(Document.id).where(
                 Document.collection_id == collection_id,
                 Document.translation_set.in_(page_of_sets),
-            )):
-                if row not in keyed:
-                    session.execute(update(Document).where(Document.id == row)
-                                    .values(translation_set=None))
+            )) if row not in keyed]
+        for rows_page in _chunks(others):
+            session.execute(update(Document).where(Document.id.in_(rows_page))
+                            .values(translation_set=None))
         return keyed
 
     @staticmethod
@@ -313,11 +314,13 @@ class TranslationRepository(Sessions):
                     user_sets.add(linked)
         return {name: members for name, members in found.items() if name not in user_sets}
 
-    def translation_set_of(self, collection_id: int, external_id: str) -> int | None:
-        """The translation set of a document (None: not linked yet, or no such document)."""
+    def copies_of(self, collection_id: int, external_id: str) -> list[Member] | None:
+        """The members of a document's translation set, itself included; None while it is
+        not linked yet (or there is no such document)."""
         with self.session() as session:
-            return session.scalar(select(Document.translation_set).where(
+            linked = session.scalar(select(Document.translation_set).where(
                 Document.collection_id == collection_id, Document.external_id == external_id))
+        return None if linked is None else self.translation_members(collection_id, [linked])
 
     def translation_members(self, collection_id: int, sets: Iterable[int]) -> list[Member]:
         """The documents of these translation sets, oldest first (one statement built once:

@@ -127,8 +127,7 @@ def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
     record = engine.store.find_document(collection.id, doc_id)
     if record is None:
         raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
-    linked = engine.store.translation_set_of(collection.id, doc_id)
-    copies = [] if linked is None else engine.store.translation_members(collection.id, [linked])
+    copies = engine.store.copies_of(collection.id, doc_id)
     return DocumentOut(
         id=record.external_id,
         title=record.title,
@@ -137,7 +136,7 @@ def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
         metadata=record.metadata,
         text=record.text,
         parts=record.parts,
-        translations=None if linked is None else [
+        translations=None if copies is None else [
             Translation(id=c.external_id, lang=c.lang, title=c.title, score=None)
             for c in copies if c.external_id != doc_id
         ],
