@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             index = engine.indexes.get(collection)
             log(f"index: {index.index.describe()}")
             texts = [t for page in engine.store.chunks_after(
-                collection.id, 0, collection.dimension, with_vectors=False, with_texts=True
+                collection, 0, with_vectors=False, with_texts=True
             ) for t in page.texts_read]
             ids = np.arange(1, len(texts) + 1, dtype=np.int64)
             rates = []

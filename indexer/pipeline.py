@@ -26,7 +26,7 @@ from indexer.readers import ReadError
 from search.collections import check_model
 from search.embedders import Embedder
 from search.engine import Engine
-from search.errors import XlsearchError
+from search.errors import ModelMismatch, XlsearchError
 from search.language import LanguageDetector
 from search.schemas import DocumentIn
 from search.store.records import ChunkRecord, CollectionInfo, DocumentRecord
@@ -70,7 +70,7 @@ def document_id(document: DocumentIn) -> str:
 
 
 @dataclass(frozen=True)
-class _Draft:
+class Draft:
     """One document's text-only work: its record (language detected) and its chunks."""
 
     record: DocumentRecord
@@ -84,7 +84,7 @@ class PreparedBatch:
 
     documents: list[DocumentIn]  # as given: the results follow this order
     latest: dict[str, DocumentIn]  # by id; a later duplicate id wins
-    drafts: dict[str, _Draft]  # documents whose text looked new: chunked
+    drafts: dict[str, Draft]  # documents whose text looked new: chunked
     kept: dict[str, DocumentRecord]  # documents whose text looked stored: not chunked
 
 
@@ -95,7 +95,7 @@ class EmbeddedBatch:
     documents: list[DocumentIn]
     settled: dict[str, IngestResult]  # unchanged, or only title/url/lang/metadata changed
     updates: list[DocumentRecord]  # those metadata-only changes, applied by `write`
-    to_write: list[_Draft]
+    to_write: list[Draft]
     vectors: np.ndarray  # rows follow the chunks of `to_write`, in order
 
 
@@ -149,9 +149,9 @@ class Ingestor:
             if found is not None and found.content_hash == content_hash(doc.text):
                 kept[doc_id] = self._record(doc_id, doc, doc.lang or found.lang)
         fresh = {doc_id: doc for doc_id, doc in latest.items() if doc_id not in kept}
-        return PreparedBatch(list(documents), latest, self._drafts(fresh), kept)
+        return PreparedBatch(list(documents), latest, self.drafts(fresh), kept)
 
-    def _drafts(self, documents: dict[str, DocumentIn]) -> dict[str, _Draft]:
+    def drafts(self, documents: dict[str, DocumentIn]) -> dict[str, Draft]:
         """Chunks and languages, detected for all documents at once (those without a `lang`,
         then each chunk of those with several) so a pool of processes can share the work."""
         chunked = {doc_id: self._chunker.split(doc.text) for doc_id, doc in documents.items()}
@@ -159,13 +159,17 @@ class Ingestor:
         wanted += [c.text for chunks in chunked.values() if len(chunks) > 1 for c in chunks]
         found = iter(self._languages.detect(wanted))
         doc_langs = {doc_id: doc.lang or next(found) for doc_id, doc in documents.items()}
-        drafts: dict[str, _Draft] = {}
+        drafts: dict[str, Draft] = {}
         for doc_id, doc in documents.items():
             chunks = chunked[doc_id]
             langs = [next(found) for _ in chunks] if len(chunks) > 1 else [doc_langs[doc_id]]
             record = self._record(doc_id, doc, doc_langs[doc_id])
-            drafts[doc_id] = _Draft(record, chunks, langs[: len(chunks)])
+            drafts[doc_id] = Draft(record, chunks, langs[: len(chunks)])
         return drafts
+
+    def count_tokens(self, text: str) -> int:
+        """The length of `text` in the model's tokens."""
+        return self._chunker.count_tokens(text)
 
     @property
     def embeds_on_local_cpu(self) -> bool:
@@ -180,7 +184,7 @@ class Ingestor:
         before each embedder call, and IngestionStopped raised when it says so."""
         settled: dict[str, IngestResult] = {}
         updates: list[DocumentRecord] = []
-        to_write: list[_Draft] = []
+        to_write: list[Draft] = []
         changed_since: dict[str, DocumentIn] = {}
         stored = self._store.find_documents(self._collection.id, list(batch.latest))
         for doc_id in batch.latest:
@@ -198,11 +202,11 @@ class Ingestor:
                 to_write.append(draft)
             else:  # looked stored when prepared; a write in flight has changed it since
                 changed_since[doc_id] = batch.latest[doc_id]
-        to_write += self._drafts(changed_since).values()
-        vectors = self._vectors([c for d in to_write for c in d.chunks], should_stop)
+        to_write += self.drafts(changed_since).values()
+        vectors = self.vectors([c for d in to_write for c in d.chunks], should_stop)
         return EmbeddedBatch(batch.documents, settled, updates, to_write, vectors)
 
-    def _vectors(self, chunks: list[Chunk], should_stop: Callable[[], bool] | None) -> np.ndarray:
+    def vectors(self, chunks: list[Chunk], should_stop: Callable[[], bool] | None) -> np.ndarray:
         """The chunks' vectors, in calls of `LOCAL_EMBED_SLICE` chunks on this CPU (so that a
         stop is heard between them), in one call elsewhere; their token counts go along."""
         step = LOCAL_EMBED_SLICE if self.embeds_on_local_cpu else max(1, len(chunks))
@@ -270,7 +274,9 @@ class Ingestor:
         refused document fails alone and the others are written. Any other failure (a lock
         timeout, a lost connection) is raised at once."""
         try:
-            return list(self._store.write_documents(self._collection.id, documents))
+            return list(self._store.write_documents(
+                self._collection.id, documents, self._collection.generation
+            ))
         except (IntegrityError, DataError) as error:
             if len(documents) == 1:
                 return [_refused(documents[0][0], error)]
@@ -279,7 +285,9 @@ class Ingestor:
         written: list[bool | str] = []
         for record, rows in documents:
             try:
-                written.append(self._store.write_document(self._collection.id, record, rows))
+                written.append(self._store.write_document(
+                    self._collection.id, record, rows, self._collection.generation
+                ))
             except (IntegrityError, DataError) as error:
                 written.append(_refused(record, error))
         return written
@@ -404,11 +412,15 @@ class _Flight:
         return {document_id(doc) for doc in self.documents}
 
     def attempt(self, step: Callable[[Any], R], argument: Any) -> R | None:
-        """Run one step; a domain error fails the whole batch (its documents are reported)."""
+        """Run one step; a domain error fails the whole batch (its documents are reported),
+        except a switch of the collection's model, which stops the stream: the documents
+        are for a process with the new model to embed, not failures."""
         if argument is None:
             return None
         try:
             return step(argument)
+        except ModelMismatch:
+            raise
         except XlsearchError as exc:
             self.failure = str(exc)
             return None

@@ -18,14 +18,17 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from indexer.migration import run_migration
 from indexer.pipeline import BatchReport, Ingestor, IngestSummary, ingest_stream
 from indexer.readers import Extraction, count_items, read_sources
 from search.engine import Engine
-from search.errors import XlsearchError
-from search.store.jobs import JobInfo, JobStore
+from search.errors import ModelMismatch, XlsearchError
+from search.store.jobs import JobInfo, JobStatus, JobStore
 from search.store.records import CollectionInfo
 
 log = logging.getLogger(__name__)
+
+EXPIRY_CHECK_S = 60.0
 
 
 def worker_name() -> str:
@@ -48,25 +51,62 @@ class Worker:
         self._on_batch = on_batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._expiry_checked = float("-inf")
         self.name = worker_name()
 
     def run_once(self) -> bool:
-        """Take over abandoned jobs, then process one queued job; False when there was none."""
-        stale_after = timedelta(seconds=self._engine.settings.job_stale_after_s)
-        requeued = self._jobs.requeue_abandoned(stale_after)
+        """Take over abandoned jobs, then process one queued job that this worker's model
+        can do; False when there was none."""
+        settings = self._engine.settings
+        requeued = self._jobs.requeue_abandoned(timedelta(seconds=settings.job_stale_after_s))
         if requeued:
             log.warning("took over %d job(s) abandoned by a stopped worker", requeued)
-        job = self._jobs.claim(self.name)
+        job = self._jobs.claim(self.name, self._engine.embedder.name)
+        if job is None:
+            self._drop_expired_generations()
+            return False
+        self._guarded(job)
+        return True
+
+    def run_job(self, job_id: str) -> bool:
+        """Process the job `job_id` now (the CLI's `collections migrate`), if it is queued
+        and needs this worker's model; False when it is not."""
+        job = self._jobs.claim(self.name, self._engine.embedder.name, job_id)
         if job is None:
             return False
+        self._guarded(job)
+        return True
+
+    def _guarded(self, job: JobInfo) -> None:
         try:
             self._process(job)
         except Exception as exc:  # noqa: BLE001 - a job's crash must not kill the worker
             log.exception("job %s failed", job.id)
-            reason = hide_root(f"internal error: {exc}", Path(job.source["path"]))
-            self._jobs.finish(job.id, self.name, "failed", reason)
-            job.discard_upload()
-        return True
+            self._end(job, "failed", f"internal error: {exc}")
+
+    def _end(self, job: JobInfo, status: JobStatus, reason: str | None = None) -> None:
+        """Finish a job that did not succeed: a migration's generation is given up, an
+        upload's folder removed."""
+        if reason is not None and not job.is_migration:
+            reason = hide_root(reason, Path(job.source["path"]))
+        self._jobs.finish(job.id, self.name, status, reason)
+        if job.is_migration:
+            collection = self._engine.store.find_collection(job.collection)
+            if collection is not None:
+                self._engine.store.abandon_generation(collection.id, job.source["generation"])
+        job.discard_upload()
+
+    def _drop_expired_generations(self) -> None:
+        """At most once a minute, while idle: delete the chunks of generations left by a
+        migration longer than `generation_keep_s` ago."""
+        now = time.monotonic()
+        if now - self._expiry_checked < EXPIRY_CHECK_S:
+            return
+        self._expiry_checked = now
+        keep = timedelta(seconds=self._engine.settings.generation_keep_s)
+        dropped = self._engine.store.drop_expired_generations(keep)
+        if dropped:
+            log.info("deleted %d generation(s) kept past their keep time", dropped)
 
     def run(self) -> None:
         """Work until `stop()` is called."""
@@ -88,7 +128,36 @@ class Worker:
     def _process(self, job: JobInfo) -> None:
         stale_after_s = self._engine.settings.job_stale_after_s
         with Heartbeat(self._jobs, job.id, self.name, interval_s=stale_after_s / 4):
-            self._ingest(job)
+            try:
+                self._migrate(job) if job.is_migration else self._ingest(job)
+            except ModelMismatch:
+                # The collection switched model under it: a worker with that model resumes.
+                log.warning("collection %s switched generation during job %s; handing it back",
+                            job.collection, job.id)
+                self._jobs.release(job.id, self.name)
+
+    def _migrate(self, job: JobInfo) -> None:
+        try:
+            done = run_migration(
+                self._engine, self._jobs, job, self.name,
+                StopCheck(self._stop, self._jobs, job.id),
+            )
+        except ModelMismatch:
+            raise
+        except XlsearchError as exc:  # the generation went, or this model cannot make it
+            self._end(job, "failed", str(exc))
+            return
+        finished = self._jobs.get(job.id)
+        if finished.worker != self.name:
+            log.warning("job %s was taken over by another worker; leaving it to it", job.id)
+        elif done is not None:
+            self._jobs.finish(job.id, self.name, "succeeded")
+            if self._on_batch:  # this process searches the new generation at once
+                self._on_batch(self._engine.store.get_collection(job.collection))
+        elif finished.cancel_requested:
+            self._end(job, "cancelled")
+        else:
+            self._jobs.release(job.id, self.name)  # resumed by the next worker
 
     def _ingest(self, job: JobInfo) -> None:
         engine = self._engine
@@ -124,9 +193,10 @@ class Worker:
                 should_stop=StopCheck(self._stop, self._jobs, job.id),
                 batch_seconds=settings.ingest_batch_seconds,
             )
+        except ModelMismatch:
+            raise
         except XlsearchError as exc:
-            self._jobs.finish(job.id, self.name, "failed", hide_root(str(exc), source))
-            job.discard_upload()
+            self._end(job, "failed", str(exc))
             return
         finished = self._jobs.get(job.id)
         if finished.worker != self.name:

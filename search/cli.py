@@ -34,6 +34,7 @@ from search.schemas import (
 from search.settings import Settings
 from search.store import Store, open_store
 from search.store.jobs import JobStatus, JobStore
+from search.store.records import GenerationInfo
 
 app = typer.Typer(
     help="Cross-lingual semantic search: ingest documents in any language, ask in any other.",
@@ -42,8 +43,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database upkeep: schema and backups.", no_args_is_help=True)
 index_app = typer.Typer(help="Vector index upkeep.", no_args_is_help=True)
+collections_app = typer.Typer(
+    help="Collections: list them, migrate one to another model or dimension, switch back."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
+app.add_typer(collections_app, name="collections")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -372,27 +377,120 @@ def _marked(snippet: str, highlights: list[tuple[int, int]], limit: int = 240) -
     return text
 
 
-@app.command()
-def collections() -> None:
-    """List collections with their model, dimension, chunking and size."""
+@collections_app.callback(invoke_without_command=True)
+def collections(ctx: typer.Context) -> None:
+    """List collections with their model, dimension, chunking, generation and size."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings()
     store = _open_store(settings)
     _note_if_empty(store, settings)
     table = Table()
-    for column in ("name", "model", "dim", "chunk tokens", "overlap", "documents", "chunks"):
+    columns = ("name", "model", "dim", "chunk tokens", "overlap", "generation", "documents",
+               "chunks")
+    for column in columns:
         table.add_column(column)
+    building = {g.collection_id: g.number for g in store.generations() if g.state == "building"}
     for stats in store.list_collections():
         info = stats.info
+        generation = str(info.generation)
+        if info.id in building:
+            generation += f" (building {building[info.id]})"
         table.add_row(
             info.name,
             info.model,
             str(info.dimension),
             str(info.chunk_tokens),
             str(info.chunk_overlap),
+            generation,
             str(stats.documents),
             str(stats.chunks),
         )
     out.print(table)
+
+
+@collections_app.command("migrate")
+def collections_migrate(
+    name: Annotated[str, typer.Argument(help="The collection (or an alias of it).")],
+    model: Annotated[str | None, typer.Option(help="The new model, named as its process "
+                                              "names it (xlsearch settings).")] = None,
+    dimension: Annotated[int | None, typer.Option(min=32, help="Matryoshka dimension.")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(
+        min=16, help="Most tokens per chunk (documents are chunked again).")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(min=0)] = None,
+    document_instruction: Annotated[str | None, typer.Option()] = None,
+    query_instruction: Annotated[str | None, typer.Option()] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait", help="Follow the job until it ends.")] = True,
+) -> None:
+    """Re-embed a collection into a new generation from the chunk texts it holds, then
+    switch to it; searches go on meanwhile. Runs here when this process has the new model,
+    else waits for a worker that has it (XLSEARCH_MODEL=... xlsearch worker)."""
+    from search.collections import migration_target
+
+    given = {"model": model, "dimension": dimension, "chunk_tokens": chunk_tokens,
+             "chunk_overlap": chunk_overlap, "document_instruction": document_instruction,
+             "query_instruction": query_instruction}
+    with closing(_open_engine()) as engine:
+        collection = engine.store.get_collection(name)
+        changes = {key: value for key, value in given.items() if value is not None}
+        target = migration_target(collection, changes, engine.embedder)
+        _follow_migration(engine, engine.store.start_migration(collection.id, target), wait)
+
+
+@collections_app.command("rollback")
+def collections_rollback(
+    name: Annotated[str, typer.Argument(help="The collection (or an alias of it).")],
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait", help="Follow the job until it ends.")] = True,
+) -> None:
+    """Switch back to the generation the last migration left (kept for
+    XLSEARCH_GENERATION_KEEP_S), adding the documents written since."""
+    with closing(_open_engine()) as engine:
+        collection = engine.store.get_collection(name)
+        _follow_migration(engine, engine.store.start_rollback(collection.id), wait)
+
+
+def _follow_migration(engine: Engine, generation: GenerationInfo, wait: bool) -> None:
+    """Run the generation's job here if this process has its model, else wait for a worker
+    that has; with a progress bar either way, from the job's own progress."""
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from indexer.worker import Worker
+
+    job_id = str(generation.job_id)
+    jobs = JobStore(engine.store)
+    here = generation.model == engine.embedder.name
+    out.print(f"generation {generation.number} of the collection: job {job_id}",
+              highlight=False)
+    if not here:
+        err.print(f"this process embeds with {engine.embedder.name!r}; a worker with "
+                  f"{generation.model!r} does the job (XLSEARCH_MODEL=... xlsearch worker)")
+    if not wait:
+        return
+    runner = threading.Thread(target=Worker(engine).run_job, args=(job_id,), daemon=True)
+    if here:
+        runner.start()
+    columns = (TextColumn("[bold]migrate"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("documents"), TimeElapsedColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("migrate", total=None)
+        while True:
+            job = jobs.get(job_id)
+            progress.update(task, total=job.total or None, completed=job.processed)
+            if job.status in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+    if here:
+        runner.join()
+    if job.status != "succeeded":
+        reason = job.errors[-1]["reason"] if job.errors else job.status
+        err.print(f"[red]migration {job.status}[/red]: {reason}", highlight=False, markup=True)
+        raise typer.Exit(1)
+    out.print(f"{job.processed} documents embedded; the collection now searches generation "
+              f"{generation.number}", highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from search.embedders import Embedder
@@ -43,22 +44,12 @@ def collection_spec(
     """A validated new collection; unset values come from the settings, then the model."""
     check_name(name)
     dimension = dimension or settings.dimension or embedder.dimension
-    if not 32 <= dimension <= embedder.dimension:
-        raise InvalidInput(
-            f"dimension {dimension} is out of range: {embedder.name} gives 32..{embedder.dimension}"
-        )
     chunk_tokens = chunk_tokens or settings.chunk_tokens or default_chunk_tokens(embedder)
-    if not 16 <= chunk_tokens <= embedder.max_tokens:
-        raise InvalidInput(
-            f"chunk_tokens {chunk_tokens} is out of range: {embedder.name} reads 16.."
-            f"{embedder.max_tokens} tokens"
-        )
     if chunk_overlap is None:
         chunk_overlap = (
             settings.chunk_overlap if settings.chunk_overlap is not None else chunk_tokens // 8
         )
-    if not 0 <= chunk_overlap < chunk_tokens:
-        raise InvalidInput(f"chunk_overlap must be between 0 and {chunk_tokens - 1}")
+    check_embedding(embedder, dimension, chunk_tokens, chunk_overlap)
     return CollectionInfo(
         id=0,
         name=name,
@@ -70,6 +61,60 @@ def collection_spec(
         query_instruction=query_instruction or settings.query_instruction,
         index_settings=index_settings or {},
     )
+
+
+def check_embedding(
+    embedder: Embedder, dimension: int, chunk_tokens: int, chunk_overlap: int
+) -> None:
+    """Refuse a dimension or chunking that `embedder` cannot give."""
+    if not 32 <= dimension <= embedder.dimension:
+        raise InvalidInput(
+            f"dimension {dimension} is out of range: {embedder.name} gives 32..{embedder.dimension}"
+        )
+    if not 16 <= chunk_tokens <= embedder.max_tokens:
+        raise InvalidInput(
+            f"chunk_tokens {chunk_tokens} is out of range: {embedder.name} reads 16.."
+            f"{embedder.max_tokens} tokens"
+        )
+    if not 0 <= chunk_overlap < chunk_tokens:
+        raise InvalidInput(f"chunk_overlap must be between 0 and {chunk_tokens - 1}")
+
+
+def migration_target(
+    collection: CollectionInfo, changes: dict[str, Any], embedder: Embedder
+) -> CollectionInfo:
+    """The generation a migration of `collection` (in its active generation) builds:
+    `changes` (any of model, dimension, chunk_tokens, chunk_overlap, document_instruction,
+    query_instruction) over the present settings. The chunks are kept unless the chunk
+    settings change; a new model's dimension defaults to its full one (0 here: the worker
+    with that model settles it). Checked against `embedder` when it is the target's model;
+    the migration's worker checks it otherwise."""
+    model = changes.get("model") or collection.model
+    same_model = model == collection.model
+    default_dimension = collection.dimension if same_model else 0
+    chunk_tokens = changes.get("chunk_tokens") or collection.chunk_tokens
+    overlap = changes.get("chunk_overlap")
+    if overlap is None:
+        overlap = collection.chunk_overlap if "chunk_tokens" not in changes else chunk_tokens // 8
+    target = replace(
+        collection,
+        model=model,
+        dimension=changes.get("dimension") or default_dimension,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=overlap,
+        document_instruction=changes.get("document_instruction", collection.document_instruction),
+        query_instruction=changes.get("query_instruction", collection.query_instruction),
+    )
+    if model == embedder.name:
+        check_embedding(embedder, target.dimension or embedder.dimension, chunk_tokens, overlap)
+    elif not 0 <= overlap < chunk_tokens:
+        raise InvalidInput(f"chunk_overlap must be between 0 and {chunk_tokens - 1}")
+    if replace(target, generation=0) == replace(collection, generation=0):
+        raise InvalidInput(
+            f"collection {collection.name!r} already embeds this way; give a model, dimension, "
+            "chunking or prompt that differs"
+        )
+    return target
 
 
 def ensure_collection(

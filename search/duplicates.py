@@ -52,7 +52,7 @@ def find_duplicates(
             yield DuplicateGroup("exact", 1.0, _described(members))
     if "translations" in kinds:
         for members in store.translation_groups(collection.id):
-            means = store.document_means([m.id for m in members], collection.dimension)
+            means = store.document_means([m.id for m in members], collection)
             vectors = np.array([means[m.id].vector for m in members if m.id in means])
             if len(vectors) < 2:  # a user's set of documents without chunks
                 yield DuplicateGroup("translations", 0.0, _described(members))
@@ -77,7 +77,7 @@ def _near_duplicates(
     described: dict[int, Member] = {}
     done = 0
     for page in store.document_pages(collection.id, DOCUMENTS_PER_ROUND):
-        means = store.document_means([m.id for m in page], collection.dimension)
+        means = store.document_means([m.id for m in page], collection)
         hashes = store.content_hashes([m.id for m in page])
         for lang in sorted({m.lang for m in page}):
             rows = [m for m in page if m.lang == lang and m.id in means]
@@ -86,7 +86,7 @@ def _near_duplicates(
             queries = np.stack([means[m.id].vector for m in rows])
             _, ids, _ = current.search(queries, NEIGHBOURS, None, [lang])
             owners = store.chunk_owners(int(i) for i in ids.ravel() if i >= 0)
-            nearby = store.document_means(set(owners.values()), collection.dimension)
+            nearby = store.document_means(set(owners.values()), collection)
             other_hashes = store.content_hashes(nearby)
             for member, found in zip(rows, ids, strict=True):
                 for chunk in found:

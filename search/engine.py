@@ -98,6 +98,7 @@ class Engine:
             settings.ivf_min_vectors,
             use_gpu=settings.device != "cpu",
             catch_up_on_read=not background_catch_up,
+            model=embedder.name,
         )
         searcher = SearchService(
             store, embedder, indexes, settings.search_overfetch, settings.lexical_weight

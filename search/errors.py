@@ -60,6 +60,23 @@ class ModelMismatch(XlsearchError):
     status = 409
 
 
+class GenerationChanged(ModelMismatch):
+    """The collection switched to another generation while this write was embedded for the
+    one before; the write is not stored, and is safe to send again."""
+
+
+class MigrationConflict(XlsearchError):
+    """A migration cannot start, switch back or go on in the collection's present state."""
+
+    code = "migration_conflict"
+    status = 409
+
+
+class MigrationNotFound(XlsearchError):
+    code = "migration_not_found"
+    status = 404
+
+
 class Busy(XlsearchError):
     """The server does one of these at a time and one is running; retry when it ends."""
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from search.errors import CollectionDeleted
-from search.index_manager import CollectionIndex, IndexManager
+from search.index_manager import CollectionIndex, IndexManager, index_key
 from search.store.repository import Store
 from search.translations import TranslationLinker
 
@@ -50,22 +50,36 @@ class IndexKeeper:
             log.exception("could not take the last index snapshot before stopping")
 
     def catch_up_all(self) -> int:
-        """Catch every index up with the database, loading new collections' indexes and
-        dropping deleted ones', and link new documents into translation sets. Returns the
-        number of vectors added and removed."""
+        """Catch every index up with the database and link new documents into translation
+        sets. Follows the collections: loads the indexes of new ones (and of a generation
+        being built that this process will serve, so that a switch to it is instant), drops
+        those of deleted collections and of generations no longer served, and searches each
+        collection in the generation `IndexManager.served` picks. Returns the number of
+        vectors added and removed."""
         existing = {info.id: info for info in self._store.collections()}
-        changes = 0
+        generations = self._store.generations()
+        served = [self._indexes.served(info, generations) for info in existing.values()]
+        wanted = {index_key(view): view for view in served}
+        for generation in generations:
+            info = existing.get(generation.collection_id)
+            if info is not None and generation.state == "building" and generation.dimension \
+                    and self._indexes.can_serve(generation):
+                wanted.setdefault(index_key(generation.of(info)), generation.of(info))
         for current in self._indexes.loaded():
             if current.collection.id not in existing:
-                self._indexes.forget(current.collection)
-        loaded = {current.collection.id for current in self._indexes.loaded()}
-        for collection_id, info in existing.items():
-            if collection_id not in loaded:
-                self._indexes.get(info)
+                self._indexes.forget_collection(current.collection)
+        for view in wanted.values():
+            self._indexes.get(view)
+        changes = sum(self._indexes.catch_up(current) for current in self._indexes.loaded())
+        self._indexes.serve(served)  # caught up first, so a switch is seamless
+        kept = {(g.collection_id, g.number) for g in generations}
         for current in self._indexes.loaded():
-            changes += self._indexes.catch_up(current)
+            key = index_key(current.collection)
+            if key not in wanted:
+                self._indexes.forget(current.collection, keep_snapshots=key in kept)
         for current in self._indexes.loaded():
-            self._link(current)
+            if current.collection.generation == existing[current.collection.id].generation:
+                self._link(current)  # the active generation's index decides the sets
         return changes
 
     def _link(self, current: CollectionIndex) -> None:

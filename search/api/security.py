@@ -26,6 +26,16 @@ async def require_write(request: Request) -> None:
     _check(request, needed=True)
 
 
+def may_read(request: Request) -> bool:
+    """Whether this request may see what the server holds (a route open to everyone, such
+    as /ready, shows collection names only then)."""
+    try:
+        _check(request, needed=not request.app.state.open_reads)
+    except Unauthorized:
+        return False
+    return True
+
+
 async def require_read(request: Request) -> None:
     """Dependency for routes that only read (async: it never blocks)."""
     _check(request, needed=not request.app.state.open_reads)

@@ -12,7 +12,7 @@ from sqlalchemy import BindParameter, Text, bindparam, cast, delete, func, null,
 from sqlalchemy.orm import Session
 
 from search.errors import CollectionDeleted
-from search.store.records import ChunkHit, ChunkPage
+from search.store.records import ChunkHit, ChunkPage, ChunkRecord, CollectionInfo
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, ChunkTombstone, Collection, Document
 
@@ -39,8 +39,11 @@ _SHOWN = (
 # for each of its chunks among the hits.
 _PARTS = select(Document.id, Document.parts).where(Document.id.in_(_IDS))
 _COLLECTION: BindParameter[int] = bindparam("collection")
+_GENERATION: BindParameter[int] = bindparam("generation")
 _HEAD = select(
-    select(func.max(Chunk.id)).where(Chunk.collection_id == _COLLECTION).scalar_subquery(),
+    select(func.max(Chunk.id))
+    .where(Chunk.collection_id == _COLLECTION, Chunk.generation == _GENERATION)
+    .scalar_subquery(),
     select(func.max(ChunkTombstone.seq))
     .where(ChunkTombstone.collection_id == _COLLECTION)
     .scalar_subquery(),
@@ -48,7 +51,7 @@ _HEAD = select(
 LOG_LOCK_SPACE = 0x786C  # "xl": first key of the per-collection advisory lock on PostgreSQL
 
 
-def lock_log(session: Session, collection_id: int) -> None:
+def lock_log(session: Session, collection_id: int) -> int:
     """Serialise a collection's chunk and tombstone writes until this transaction ends,
     and make sure the collection still exists (and stays until then).
 
@@ -59,31 +62,62 @@ def lock_log(session: Session, collection_id: int) -> None:
     taken before any id is drawn, makes commit order follow id order. Transactions are
     short (embedding happens before), so workers still embed in parallel. The shared row
     lock on the collection makes a concurrent delete of it wait for this write.
+
+    Returns the collection's active generation, which cannot change until this transaction
+    ends (a switch takes this lock too).
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_SPACE, collection_id)))
     found = session.scalar(
-        select(Collection.id).where(Collection.id == collection_id).with_for_update(read=True)
+        select(Collection.generation)
+        .where(Collection.id == collection_id)
+        .with_for_update(read=True)
     )
     if found is None:
         raise CollectionDeleted()
+    return int(found)
+
+
+def chunk_rows(
+    document_id: int, collection_id: int, generation: int, chunks: Sequence[ChunkRecord]
+) -> list[dict[str, Any]]:
+    """The rows that store `chunks` of a document in one generation."""
+    return [
+        {
+            "document_id": document_id,
+            "collection_id": collection_id,
+            "generation": generation,
+            "ordinal": chunk.ordinal,
+            "char_start": chunk.start,
+            "char_end": chunk.end,
+            "token_count": chunk.token_count,
+            "lang": chunk.lang,
+            "text": chunk.text,
+            "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
+        }
+        for chunk in chunks
+    ]
 
 
 def bury_chunks(session: Session, collection_id: int, document_id: int) -> None:
-    """Delete a document's chunks, leaving a tombstone for each so indexes drop them."""
+    """Delete a document's chunks (in every generation: a migration makes the new ones
+    again), leaving a tombstone for each so indexes drop them."""
     ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id)).all()
     session.add_all(ChunkTombstone(collection_id=collection_id, chunk_id=i) for i in ids)
     session.execute(delete(Chunk).where(Chunk.document_id == document_id))
 
 
 def renew_chunks(session: Session, collection_id: int, document_id: int) -> None:
-    """Replace a document's chunks by copies under new ids."""
-    copied = ("ordinal", "char_start", "char_end", "token_count", "lang", "text", "vector")
+    """Replace a document's chunks (in every generation) by copies under new ids."""
+    copied = (
+        "generation", "ordinal", "char_start", "char_end", "token_count", "lang", "text", "vector"
+    )
     copies = [
         Chunk(document_id=document_id, collection_id=collection_id,
               **{name: getattr(chunk, name) for name in copied})
         for chunk in session.scalars(
-            select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal)
+            select(Chunk).where(Chunk.document_id == document_id)
+            .order_by(Chunk.generation, Chunk.ordinal)
         )
     ]
     bury_chunks(session, collection_id, document_id)
@@ -95,16 +129,17 @@ class ChunkLog(Sessions):
 
     def chunks_after(
         self,
-        collection_id: int,
+        collection: CollectionInfo,
         after_chunk_id: int,
-        dimension: int,
         *,
         with_vectors: bool = True,
         with_texts: bool = False,
         up_to: int | None = None,
         page_size: int = 4096,
     ) -> Iterator[ChunkPage]:
-        """Pages of chunks with ids above `after_chunk_id` (and at most `up_to`), in id order."""
+        """Pages of the chunks of the collection's generation (`collection.generation`) with
+        ids above `after_chunk_id` (and at most `up_to`), in id order."""
+        dimension = collection.dimension
         columns = [Chunk.id, Chunk.lang, Chunk.document_id, Document.lang,
                    cast(Document.meta, Text), Chunk.vector if with_vectors else null(),
                    Chunk.text if with_texts else null()]
@@ -113,7 +148,8 @@ class ChunkLog(Sessions):
             query = (
                 select(*columns)
                 .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.collection_id == collection_id, Chunk.id > cursor)
+                .where(Chunk.collection_id == collection.id,
+                       Chunk.generation == collection.generation, Chunk.id > cursor)
                 .order_by(Chunk.id)
                 .limit(page_size)
             )
@@ -139,12 +175,13 @@ class ChunkLog(Sessions):
             )
             cursor = int(ids[-1])
 
-    def log_head(self, collection_id: int) -> tuple[int, int]:
-        """The newest chunk id and tombstone sequence number of a collection (0 where none):
-        one indexed lookup each, so a caught-up index learns it is current for little."""
+    def log_head(self, collection: CollectionInfo) -> tuple[int, int]:
+        """The newest chunk id of the collection's generation and the newest tombstone
+        sequence number of the collection (0 where none): one indexed lookup each, so a
+        caught-up index learns it is current for little."""
         with self.engine.connect() as connection:
             newest_chunk, newest_tombstone = connection.execute(
-                _HEAD, {"collection": collection_id}
+                _HEAD, {"collection": collection.id, "generation": collection.generation}
             ).one()
         return int(newest_chunk or 0), int(newest_tombstone or 0)
 

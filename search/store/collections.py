@@ -10,9 +10,15 @@ from sqlalchemy.orm import Session
 
 from search.errors import CollectionExists, CollectionNotFound
 from search.store.chunk_log import LOG_LOCK_SPACE
-from search.store.records import CollectionInfo, CollectionStats, detached, storable
+from search.store.records import (
+    EMBEDDING_SETTINGS,
+    CollectionInfo,
+    CollectionStats,
+    detached,
+    storable,
+)
 from search.store.sessions import Sessions
-from search.store.tables import Alias, Chunk, Collection, Document
+from search.store.tables import Alias, Chunk, Collection, Document, Generation
 
 
 def lock_names(session: Session) -> None:
@@ -49,9 +55,14 @@ class CollectionRepository(Sessions):
 
     @staticmethod
     def _add_collection(session: Session, spec: CollectionInfo) -> CollectionInfo:
-        row = Collection(**{f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "id"})
+        given = {f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "id"}
+        row = Collection(**given | {"generation": 1})
         session.add(row)
         session.flush()
+        session.add(Generation(
+            collection_id=row.id, number=1, state="active", switched_at=row.created_at,
+            **{name: given[name] for name in EMBEDDING_SETTINGS},
+        ))
         return collection_info(row)
 
     def find_collection(self, name: str) -> CollectionInfo | None:
@@ -86,7 +97,12 @@ class CollectionRepository(Sessions):
         documents = select(Document.collection_id, Document.lang, func.count()).group_by(
             Document.collection_id, Document.lang
         )
-        chunks_counted = select(Chunk.collection_id, func.count()).group_by(Chunk.collection_id)
+        chunks_counted = (  # of the active generation
+            select(Chunk.collection_id, func.count())
+            .join(Collection, (Collection.id == Chunk.collection_id)
+                  & (Collection.generation == Chunk.generation))
+            .group_by(Chunk.collection_id)
+        )
         sets = select(Document.collection_id, Document.translation_set, func.count()).group_by(
             Document.collection_id, Document.translation_set
         )

@@ -11,11 +11,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from search.store.chunk_log import bury_chunks, lock_log, renew_chunks
+from search.errors import GenerationChanged
+from search.store.chunk_log import bury_chunks, chunk_rows, lock_log, renew_chunks
 from search.store.records import ChunkRecord, DocumentRecord, detached, storable
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, Document
@@ -77,30 +77,44 @@ class DocumentRepository(Sessions):
             return {row.external_id: document_record(row) for row in session.scalars(query)}
 
     def write_document(
-        self, collection_id: int, record: DocumentRecord, chunks: Sequence[ChunkRecord]
+        self,
+        collection_id: int,
+        record: DocumentRecord,
+        chunks: Sequence[ChunkRecord],
+        generation: int | None = None,
     ) -> bool:
         """Store a document with its chunks and vectors in one transaction.
 
         An existing document with the same external id is replaced (its old chunks become
         tombstones for the indexes). Returns True when a document was replaced.
         """
-        return self.write_documents(collection_id, [(record, chunks)])[0]
+        return self.write_documents(collection_id, [(record, chunks)], generation)[0]
 
     def write_documents(
         self,
         collection_id: int,
         documents: Sequence[tuple[DocumentRecord, Sequence[ChunkRecord]]],
+        generation: int | None = None,
     ) -> list[bool]:
         """`write_document` for many documents (distinct ids) in one transaction: a batch
         of ingestion is a handful of statements, not a few per document. All or none of
-        them are written; returns, for each, whether it replaced a stored document."""
+        them are written; returns, for each, whether it replaced a stored document.
+
+        The chunks go to the collection's active generation; when the vectors were made for
+        `generation` and the collection has switched since, GenerationChanged is raised."""
         if not documents:
             return []
         wanted = [record.external_id for record, _ in documents]
         if len(set(wanted)) != len(wanted):
             raise ValueError("write_documents takes each document id once")
         with self.writing() as session:
-            lock_log(session, collection_id)
+            active = lock_log(session, collection_id)
+            if generation is not None and generation != active:
+                raise GenerationChanged(
+                    f"the collection switched to generation {active} while these documents "
+                    f"were embedded for generation {generation}; nothing was stored: send "
+                    "them again (to a process with the new generation's model)"
+                )
             stored = {
                 row.external_id: row
                 for row in session.scalars(
@@ -124,23 +138,13 @@ class DocumentRepository(Sessions):
                 row.text = record.text
                 rows.append(row)
             session.flush()  # the new documents' ids
-            chunk_rows = [
-                {
-                    "document_id": row.id,
-                    "collection_id": collection_id,
-                    "ordinal": chunk.ordinal,
-                    "char_start": chunk.start,
-                    "char_end": chunk.end,
-                    "token_count": chunk.token_count,
-                    "lang": chunk.lang,
-                    "text": chunk.text,
-                    "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
-                }
+            values = [
+                value
                 for row, (_, chunks) in zip(rows, documents, strict=True)
-                for chunk in chunks
+                for value in chunk_rows(row.id, collection_id, active, chunks)
             ]
-            if chunk_rows:
-                session.execute(insert(Chunk), chunk_rows)
+            if values:
+                session.execute(insert(Chunk), values)
             return [record.external_id in stored for record, _ in documents]
 
     def update_document_fields(self, collection_id: int, record: DocumentRecord) -> bool:

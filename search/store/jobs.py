@@ -45,6 +45,21 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     worker: str | None = None  # the worker holding it while it runs
+    model: str | None = None  # the model its worker embeds with (None: the collection's)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far, while it runs and has made progress."""
+        done = self.processed + self.failed
+        if self.status != "running" or self.started_at is None or not done:
+            return None
+        elapsed = (utcnow() - self.started_at).total_seconds()
+        return round(max(0, self.total - done) * elapsed / done, 1)
+
+    @property
+    def is_migration(self) -> bool:
+        """Whether it builds a generation (search.migrations) rather than ingesting."""
+        return self.source.get("kind") == "migration"
 
     def discard_upload(self) -> None:
         """Remove the job's upload folder once no worker will read it (a server path the job
@@ -140,24 +155,39 @@ class JobStore:
             job = session.get(Job, job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            if job.status == "queued":
+            given_up = job.status == "queued"
+            if given_up:
                 job.status, job.finished_at = "cancelled", now
             elif job.status == "running":
                 job.cancel_requested = True
-        return self.get(job_id)
+        cancelled = self.get(job_id)
+        if given_up and cancelled.is_migration:  # no worker will: its generation goes now
+            self._store.abandon_generation(job.collection_id, cancelled.source["generation"])
+        return cancelled
 
-    def claim(self, worker: str) -> JobInfo | None:
-        """Take the oldest queued job for `worker`, or None when there is none.
+    def claim(
+        self, worker: str, model: str | None = None, job_id: str | None = None
+    ) -> JobInfo | None:
+        """Take the oldest queued job (or the job `job_id`, if queued) for `worker`, or None
+        when there is none: one whose model is `model` (a job without one needs its
+        collection's), or any job when `model` is None. A job for another model is left to a
+        worker that has it.
 
         The conditional update makes the claim safe when several workers race for a job.
         """
         with self._store.writing() as session:
+            query = select(Job.id).where(Job.status == "queued")
+            if job_id is not None:
+                query = query.where(Job.id == job_id)
+            if model is not None:
+                query = query.join(Collection, Job.collection_id == Collection.id).where(
+                    func.coalesce(Job.model, Collection.model) == model
+                )
             candidate = session.scalar(
-                select(Job.id)
-                .where(Job.status == "queued")
+                query
                 .order_by(Job.created_at)
                 .limit(1)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=Job)
             )
             if candidate is None:
                 return None
@@ -181,9 +211,17 @@ class JobStore:
             session.execute(update(Job).where(Job.id == job_id).values(total=total))
 
     def advance(
-        self, job_id: str, worker: str, items: int, failed: int, errors: list[dict[str, Any]]
+        self,
+        job_id: str,
+        worker: str,
+        items: int,
+        failed: int,
+        errors: list[dict[str, Any]],
+        *,
+        cursor: int | None = None,
     ) -> bool:
-        """Record a batch `worker` handled (moving the cursor) and beat the heartbeat.
+        """Record a batch `worker` handled (moving the cursor past its items, or to `cursor`
+        when given) and beat the heartbeat.
 
         Returns False when the worker should stop: cancellation was requested, or the job is
         no longer its own (taken over after its heartbeat went stale), in which case nothing
@@ -193,7 +231,7 @@ class JobStore:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.worker != worker or job.status != "running":
                 return False
-            job.cursor += items
+            job.cursor = job.cursor + items if cursor is None else cursor
             job.processed += items - failed
             job.failed += failed
             if errors and len(job.errors) < MAX_STORED_ERRORS:

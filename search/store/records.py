@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -13,9 +13,17 @@ from search.schemas import clean_text
 R = TypeVar("R")
 
 
+# What a generation settles: how a collection's texts become chunks and vectors.
+EMBEDDING_SETTINGS = (
+    "model", "dimension", "chunk_tokens", "chunk_overlap", "document_instruction",
+    "query_instruction",
+)
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A collection's settings, detached from any database session."""
+    """A collection's settings in one of its generations (the active one, unless it came
+    from `GenerationInfo.of`), detached from any database session."""
 
     id: int
     name: str
@@ -26,6 +34,31 @@ class CollectionInfo:
     document_instruction: str | None = None
     query_instruction: str | None = None
     index_settings: dict[str, Any] = field(default_factory=dict)
+    generation: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """One generation of a collection (search.store.generations)."""
+
+    collection_id: int
+    number: int
+    state: str  # building, active, retired or abandoned
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    document_instruction: str | None
+    query_instruction: str | None
+    job_id: str | None
+    created_at: datetime
+    switched_at: datetime | None
+    retired_at: datetime | None
+
+    def of(self, collection: CollectionInfo) -> CollectionInfo:
+        """`collection` as this generation embeds it."""
+        settings = {name: getattr(self, name) for name in EMBEDDING_SETTINGS}
+        return replace(collection, generation=self.number, **settings)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ from search.store.aliases import AliasRepository
 from search.store.chunk_log import ChunkLog
 from search.store.collections import CollectionRepository
 from search.store.documents import DocumentRepository
+from search.store.generations import GenerationRepository
 from search.store.translations import TranslationRepository
 
 
 class Store(
-    CollectionRepository, AliasRepository, DocumentRepository, ChunkLog, TranslationRepository
+    CollectionRepository, AliasRepository, DocumentRepository, ChunkLog, TranslationRepository,
+    GenerationRepository,
 ):
     """The database as the log: documents, chunks and vectors are written here first."""

@@ -28,19 +28,45 @@ class Base(DeclarativeBase):
     pass
 
 
-class Collection(Base):
-    __tablename__ = "collections"
+class EmbeddingSettings:
+    """The columns that say how a collection's texts become chunks and vectors
+    (records.EMBEDDING_SETTINGS): a generation's, and the active one's on the collection."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
     model: Mapped[str] = mapped_column(String(512))
     dimension: Mapped[int] = mapped_column(Integer)
     chunk_tokens: Mapped[int] = mapped_column(Integer)
     chunk_overlap: Mapped[int] = mapped_column(Integer)
     document_instruction: Mapped[str | None] = mapped_column(Text)
     query_instruction: Mapped[str | None] = mapped_column(Text)
+
+
+class Collection(EmbeddingSettings, Base):
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
     index_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The generation searches and writes use; the columns above are its settings, copied
+    # here by the switch (search.store.generations).
+    generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Generation(EmbeddingSettings, Base):
+    """One way of embedding a collection (model, dimension, prompts, chunking) with its own
+    chunks; states are building, active, retired (kept for a rollback) and abandoned."""
+
+    __tablename__ = "generations"
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(36))  # the job building it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    switched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Alias(Base):
@@ -91,18 +117,21 @@ class Document(Base):
 
 
 class Chunk(Base):
-    """A span of a document with its vector; its id is the vector's id in FAISS."""
+    """A span of a document with its vector in one generation; its id is the vector's id in
+    that generation's FAISS index."""
 
     __tablename__ = "chunks"
     __table_args__ = (
-        Index("ix_chunks_collection_id_id", "collection_id", "id"),
-        Index("ix_chunks_document_id", "document_id"),
+        Index("ix_chunks_collection_id_generation_id", "collection_id", "generation", "id"),
+        Index("uq_chunks_document_id_generation_ordinal", "document_id", "generation",
+              "ordinal", unique=True),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
     ordinal: Mapped[int] = mapped_column(Integer)
     char_start: Mapped[int] = mapped_column(Integer)
     char_end: Mapped[int] = mapped_column(Integer)
@@ -136,6 +165,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), index=True)
+    model: Mapped[str | None] = mapped_column(String(512))  # None: the collection's own
     cursor: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker: Mapped[str | None] = mapped_column(String(128))

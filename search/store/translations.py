@@ -12,6 +12,7 @@ from sqlalchemy import BindParameter, Select, bindparam, func, or_, select, upda
 from sqlalchemy.orm import Session
 
 from search.store.chunk_log import SQL_IN_PAGE, lock_log
+from search.store.records import CollectionInfo
 from search.store.sessions import Sessions
 from search.store.tables import Chunk, Document
 
@@ -20,7 +21,7 @@ _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _MEANS = (
     select(Chunk.document_id, Document.lang, Chunk.vector, Chunk.token_count)
     .join(Document, Chunk.document_id == Document.id)
-    .where(Chunk.document_id.in_(_IDS))
+    .where(Chunk.document_id.in_(_IDS), Chunk.generation == bindparam("generation"))
 )
 _OWNERS = select(Chunk.id, Chunk.document_id).where(Chunk.id.in_(_IDS))
 _MEMBERS = select(
@@ -34,11 +35,12 @@ _TEXTS = select(Document.id, func.substr(Document.text, 1, TEXT_READ)).where(
 )
 
 
-def _unlinked(up_to_chunk: int) -> Select[int, str, str, str | None]:
-    """Documents not linked yet whose chunks an index at `up_to_chunk` holds."""
+def _unlinked(generation: int, up_to_chunk: int) -> Select[int, str, str, str | None]:
+    """Documents not linked yet whose chunks an index of `generation` at `up_to_chunk`
+    holds."""
     return (
         select(Document.id, Document.external_id, Document.lang, Document.translation_key)
-        .outerjoin(Chunk, Chunk.document_id == Document.id)
+        .outerjoin(Chunk, (Chunk.document_id == Document.id) & (Chunk.generation == generation))
         .where(Document.translation_set.is_(None))
         .group_by(Document.id)
         .having(func.coalesce(func.max(Chunk.id), 0) <= up_to_chunk)
@@ -129,7 +131,7 @@ class TranslationRepository(Sessions):
     """Reads and writes of `documents.translation_set`."""
 
     def pending_translations(
-        self, collection_id: int, up_to_chunk: int, limit: int
+        self, collection: CollectionInfo, up_to_chunk: int, limit: int
     ) -> list[PendingCopy]:
         """Of the `limit` newest documents not linked yet, those whose chunks an index at
         `up_to_chunk` holds, newest first: what was just written is linked at once even
@@ -137,22 +139,28 @@ class TranslationRepository(Sessions):
         One index range read (collection, NULL set, id), however many documents wait."""
         newest = (
             select(Document.id)
-            .where(Document.collection_id == collection_id, Document.translation_set.is_(None))
+            .where(Document.collection_id == collection.id, Document.translation_set.is_(None))
             .order_by(Document.id.desc())
             .limit(limit)
         )
         with self.session() as session:
-            waiting = self._waiting(session, list(session.scalars(newest)), up_to_chunk)
+            waiting = self._waiting(
+                session, list(session.scalars(newest)), collection.generation, up_to_chunk
+            )
         return sorted(waiting, key=lambda copy: -copy.id)
 
     def document_means(
-        self, document_ids: Iterable[int], dimension: int
+        self, document_ids: Iterable[int], collection: CollectionInfo
     ) -> dict[int, DocumentMean]:
-        """The mean vector of each of these documents (absent: a document with no chunks)."""
+        """The mean vector of each of these documents in the collection's generation
+        (absent: a document with no chunks there)."""
+        dimension = collection.dimension
         sums: dict[int, np.ndarray] = {}
         tokens: dict[int, int] = {}
         langs: dict[int, str] = {}
-        for document, lang, blob, count in self._rows(_MEANS, sorted(set(document_ids))):
+        for document, lang, blob, count in self._rows(
+            _MEANS, sorted(set(document_ids)), generation=collection.generation
+        ):
             weight = max(1, int(count))
             vector = np.frombuffer(blob, dtype="<f4", count=dimension)
             sums[document] = sums.get(document, 0) + weight * vector
@@ -167,13 +175,13 @@ class TranslationRepository(Sessions):
         }
 
     def document_mean(
-        self, collection_id: int, external_id: str, dimension: int
+        self, collection: CollectionInfo, external_id: str
     ) -> DocumentMean | None:
         """The mean vector of the document with this id (None: no such document)."""
         with self.session() as session:
             row = session.scalar(select(Document.id).where(
-                Document.collection_id == collection_id, Document.external_id == external_id))
-        return None if row is None else self.document_means([row], dimension).get(row)
+                Document.collection_id == collection.id, Document.external_id == external_id))
+        return None if row is None else self.document_means([row], collection).get(row)
 
     def document_texts(self, document_ids: Iterable[int]) -> dict[int, str]:
         """The start (`TEXT_READ` characters) of each of these documents' text."""
@@ -185,7 +193,7 @@ class TranslationRepository(Sessions):
 
     def link_translations(
         self,
-        collection_id: int,
+        collection: CollectionInfo,
         pending: Sequence[PendingCopy],
         up_to_chunk: int,
         partners: Iterable[int],
@@ -201,10 +209,15 @@ class TranslationRepository(Sessions):
         member carries the same value. When `decide` names documents to unlink instead (a
         set that a newcomer shows to be wrong), they are unlinked and nothing is linked, so
         that they are decided again together with the waiting copies."""
+        collection_id = collection.id
         with self.writing() as session:
-            lock_log(session, collection_id)
+            if lock_log(session, collection_id) != collection.generation:
+                return 0, 0  # the collection switched: the new generation's index links
             waiting = {
-                row.id: row for row in self._waiting(session, [p.id for p in pending], up_to_chunk)
+                row.id: row
+                for row in self._waiting(
+                    session, [p.id for p in pending], collection.generation, up_to_chunk
+                )
             }
             if not waiting:
                 return 0, 0
@@ -233,12 +246,15 @@ class TranslationRepository(Sessions):
             return linked, 0
 
     @staticmethod
-    def _waiting(session: Session, ids: list[int], up_to_chunk: int) -> list[PendingCopy]:
-        """Those of `ids` still unlinked whose chunks are all at most `up_to_chunk`."""
+    def _waiting(
+        session: Session, ids: list[int], generation: int, up_to_chunk: int
+    ) -> list[PendingCopy]:
+        """Those of `ids` still unlinked whose chunks in `generation` are all at most
+        `up_to_chunk`."""
         found: list[PendingCopy] = []
         for page in _chunks(ids):
             found += [PendingCopy(*row) for row in session.execute(
-                _unlinked(up_to_chunk).where(Document.id.in_(page))
+                _unlinked(generation, up_to_chunk).where(Document.id.in_(page))
             ).all()]
         return found
 

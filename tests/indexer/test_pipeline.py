@@ -239,7 +239,7 @@ def test_overlap_with_a_sentence_transformers_model_matches_serial(
         collection = engine.store.get_collection("default")
         summary = ingest_stream(documents, ingestor_for(engine), 4, overlap=overlap)
         assert summary.documents == len(documents) and summary.chunks > len(documents)
-        pages = list(engine.store.chunks_after(collection.id, 0, collection.dimension))
+        pages = list(engine.store.chunks_after(collection, 0))
         stored_vectors.append(np.vstack([page.vectors_read for page in pages]))
     np.testing.assert_allclose(stored_vectors[0], stored_vectors[1], atol=1e-5)
 

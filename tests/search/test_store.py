@@ -127,13 +127,13 @@ def test_same_id_replaces_the_document_and_buries_old_chunks(
     ingestor = ingestor_for(engine)
     collection = engine.store.get_collection("default")
     ingestor.ingest([DocumentIn(id="a", text="First version of the text.")])
-    [old] = list(engine.store.chunks_after(collection.id, 0, 384))
+    [old] = list(engine.store.chunks_after(collection, 0))
     old_ids = old.ids
     [result] = ingestor.ingest([DocumentIn(id="a", text="Second, different version.")])
     assert result.status == "replaced"
     buried, _ = engine.store.tombstones_after(collection.id, 0)
     assert list(buried) == list(old_ids)
-    [new] = list(engine.store.chunks_after(collection.id, 0, 384))
+    [new] = list(engine.store.chunks_after(collection, 0))
     assert not set(new.ids) & set(old_ids) and new.vectors_read.shape == (1, 384)
     assert engine.store.count_documents(collection.id) == 1
 
@@ -165,7 +165,7 @@ def test_a_failed_write_leaves_nothing_half_written(make_engine: Callable[..., E
     assert "disk full" in reason
     stored = engine.store.find_document(collection.id, "a")
     assert stored is not None and stored.text == "Kept as it was."
-    [page] = list(engine.store.chunks_after(collection.id, 0, 384))
+    [page] = list(engine.store.chunks_after(collection, 0))
     assert len(page.ids) == 1 and engine.store.tombstones_after(collection.id, 0)[0].size == 0
 
 

@@ -18,26 +18,37 @@ from search.api.models import (
     DuplicatesIn,
     error_responses,
 )
+from search.api.routes.migrations import generations_out
 from search.api.security import require_read, require_write
 from search.collections import DEFAULT_COLLECTION, collection_spec
 from search.duplicates import find_duplicates
 from search.errors import Busy, CollectionNotFound, InvalidInput
-from search.store.records import CollectionStats
+from search.index_manager import index_key
+from search.store.records import CollectionStats, GenerationInfo
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
-def describe(engine: EngineDep, stats: CollectionStats) -> CollectionOut:
-    loaded = {c.collection.id: c for c in engine.indexes.loaded()}
-    index = loaded[stats.info.id].index.describe() if stats.info.id in loaded else {}
-    return CollectionOut.build(stats, index)
+def describe(
+    engine: EngineDep, stats: CollectionStats, generations: list[GenerationInfo] | None = None
+) -> CollectionOut:
+    """The collection with its generations and the index this process searches for it."""
+    info = stats.info
+    if generations is None:
+        generations = engine.store.generations(info.id)
+    shown = generations_out(engine, info, generations)
+    searched = index_key(engine.indexes.served(info, generations))
+    loaded = {index_key(c.collection): c for c in engine.indexes.loaded()}
+    index = loaded[searched].index.describe() if searched in loaded else {}
+    return CollectionOut.build(stats, index, shown)
 
 
 @router.get("", operation_id="list_collections", dependencies=[Depends(require_read)])
 def list_collections(engine: EngineDep) -> CollectionList:
-    return CollectionList(
-        collections=[describe(engine, stats) for stats in engine.store.list_collections()]
-    )
+    generations = engine.store.generations()
+    return CollectionList(collections=[
+        describe(engine, stats, generations) for stats in engine.store.list_collections()
+    ])
 
 
 @router.post(
@@ -96,7 +107,7 @@ def delete_collection(name: str, engine: EngineDep) -> Response:
         )
     info = engine.store.get_collection(name)
     engine.store.delete_collection(name)
-    engine.indexes.forget(info)
+    engine.indexes.forget_collection(info)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

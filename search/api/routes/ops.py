@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from search.api.deps import EngineDep
 from search.api.models import ModelCard, ModelList
-from search.api.security import require_read
+from search.api.security import may_read, require_read
 
 router = APIRouter()
 
@@ -21,9 +21,15 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", operation_id="ready", tags=["ops"], responses={503: {}})
 def ready(request: Request) -> JSONResponse:
-    """200 once the model is loaded and the indexes have caught up, else 503."""
+    """200 once the model is loaded and the indexes have caught up, else 503; says the
+    model this process embeds with and (to a client that may read) which generation of
+    each collection it searches."""
     if request.app.state.keeper.ready.is_set():
-        return JSONResponse({"status": "ready"})
+        engine = request.app.state.engine
+        body: dict[str, object] = {"status": "ready", "model": engine.embedder.name}
+        if may_read(request):
+            body["generations"] = engine.indexes.searched()
+        return JSONResponse(body)
     return JSONResponse({"status": "starting"}, status_code=503)
 
 
