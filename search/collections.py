@@ -95,7 +95,8 @@ def migration_target(
     chunk_tokens = changes.get("chunk_tokens") or collection.chunk_tokens
     overlap = changes.get("chunk_overlap")
     if overlap is None:
-        overlap = collection.chunk_overlap if "chunk_tokens" not in changes else chunk_tokens // 8
+        new_size = changes.get("chunk_tokens") is not None
+        overlap = chunk_tokens // 8 if new_size else collection.chunk_overlap
     target = replace(
         collection,
         model=model,

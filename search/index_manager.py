@@ -255,10 +255,17 @@ class IndexManager:
 
     def refresh(self, collection: CollectionInfo) -> None:
         """Catch the collection's index up now, whatever the role: what a write that answers
-        "searchable" (`wait: true`, a delete, a job's batch) calls before answering."""
+        "searchable" (`wait: true`, a delete, a job's batch, a migration's switch) calls
+        before answering. `collection` is in the generation that write found active, so
+        this process searches it from now on if its model can (the keeper's next round
+        decides again from the database)."""
         current = self.get(collection)
         if not self._catch_up_on_read:
             self.catch_up(current)
+        if self.model in (None, collection.model):
+            with self._lock:
+                if collection.id in self._serving:
+                    self._serving[collection.id] = index_key(collection)
 
     def loaded(self) -> list[CollectionIndex]:
         """The indexes this process holds now."""

@@ -80,3 +80,9 @@ def test_translations_bench_runs_end_to_end(tiny_xquad: Path, tmp_path: Path) ->
     assert "| mutual best, margin >= 1.05 (k = 4) " in out and "no translations" in out
     assert re.search(r"\| xlsearch \(through the API\) +\| +1\.000 \| +1\.000 \|", out), out
     assert "distinct paragraphs in top 10" in out and "share of ingest time" in out
+
+
+def test_migration_bench_runs_end_to_end(tiny_xquad: Path) -> None:
+    out = run_bench("migration", str(tiny_xquad), "--paragraphs", "2", "--repeats", "1",
+                    "--chunks", "300", "--searches", "5")
+    assert "migration throughput / fresh ingest throughput" in out and "p99 ms" in out

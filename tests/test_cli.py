@@ -517,3 +517,28 @@ def test_search_shows_where_in_a_file_a_result_is(
     assert result.returncode == 0, result.stderr
     assert "Wonders of the world" in result.stdout
     assert "pp. 1–3" in result.stdout  # the sample PDF's three short pages are one chunk
+
+
+def test_collections_migrate_and_roll_back_with_progress(tmp_path: Path, xlsearch: Run) -> None:
+    own = {"XLSEARCH_DATA_DIR": str(tmp_path)}
+    corpus = tmp_path / "notes.jsonl"
+    corpus.write_text("".join(
+        json.dumps({"id": f"n{i}", "text": f"Note {i} on the Eiffel Tower and Mount Fuji."}) + "\n"
+        for i in range(6)
+    ))
+    assert xlsearch("ingest", str(corpus), env=own).returncode == 0
+    migrated = xlsearch("collections", "migrate", "default", "--dimension", "128", env=own)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "now searches generation 2" in migrated.stdout and "migrate" in migrated.stderr
+    listed = xlsearch("collections", env=own).stdout
+    assert " 128 " in listed and " 2 " in listed
+    found = json.loads(xlsearch("search", "Eiffel", "--json", env=own).stdout)
+    assert len(found["results"]) == 6
+    back = xlsearch("collections", "rollback", "default", env=own)
+    assert back.returncode == 0 and "now searches generation 1" in back.stdout, back.stderr
+    assert " 384 " in xlsearch("collections", env=own).stdout
+    assert_one_line_error(xlsearch("collections", "migrate", "default", "--dimension", "999",
+                                   env=own), "error: dimension 999 is out of range")
+    elsewhere = xlsearch("collections", "migrate", "default", "--model", "other/model",
+                         "--no-wait", env=own)
+    assert elsewhere.returncode == 0 and "a worker with 'other/model'" in elsewhere.stderr

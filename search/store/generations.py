@@ -235,11 +235,14 @@ class GenerationRepository(Sessions):
     def drop_expired_generations(self, keep: timedelta) -> int:
         """Abandon the retired generations left longer than `keep` ago, deleting their
         chunks; returns how many."""
-        limit = utcnow() - keep
+        expiring = select(Generation).where(
+            Generation.state == RETIRED, Generation.retired_at < utcnow() - keep
+        )
+        with self.session() as session:  # a read first: most calls find none
+            if session.scalars(expiring.limit(1)).first() is None:
+                return 0
         with self.writing() as session:
-            expired = session.scalars(
-                select(Generation).where(Generation.state == RETIRED, Generation.retired_at < limit)
-            ).all()
+            expired = session.scalars(expiring).all()
             for row in expired:
                 row.state = ABANDONED
                 session.execute(delete(Chunk).where(

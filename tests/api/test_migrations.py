@@ -13,18 +13,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.pipeline import Ingestor
 from search.api import create_app
 from search.collections import default_chunk_tokens
 from search.embedders import Embedder
 from search.engine import Engine
-from search.schemas import DocumentIn, SearchRequest
+from search.schemas import DocumentIn
 from search.settings import Settings
 from tests.api.conftest import add_now, wait_for_job
 from tests.conftest import SAMPLE, Databases
+from tests.search.test_migrations import QUESTIONS, answers, ingest
 from tests.waiting import wait_until
 
-QUESTIONS = ["Wie hoch ist der Eiffelturm?", "¿Dónde está el monte Fuji?", "Great Wall length"]
 DOCUMENTS = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
 Server = tuple[TestClient, Settings]
 
@@ -61,17 +60,8 @@ def fresh_ranking(folder: Path, embedder: Embedder, documents: list[dict[str, An
     answers to QUESTIONS."""
     engine = Engine.open(Settings(data_dir=folder, **settings), embedder)
     try:
-        collection = engine.writable("default")
-        Ingestor.for_engine(engine, collection).ingest(
-            [DocumentIn.model_validate(doc) for doc in documents]
-        )
-        engine.refresh(collection)
-        answers = {}
-        for question in QUESTIONS:
-            request = SearchRequest(query=question, k=5, collapse="none")
-            answers[question] = [(r.id, round(r.score, 4))
-                                 for r in engine.searcher.search("default", request).results]
-        return answers
+        ingest(engine, [DocumentIn.model_validate(doc) for doc in documents])
+        return answers(engine)
     finally:
         engine.close()
 
@@ -155,3 +145,68 @@ def test_a_new_model_takes_over_with_no_gap_and_equals_a_fresh_ingest_then_rolls
     assert {q: ranked(old, q) for q in QUESTIONS} == fresh_ranking(
         tmp_path / "fresh-bundled", bundled_embedder, DOCUMENTS)
     assert old.get("/v1/collections/default").json()["chunks"] == len(DOCUMENTS)
+
+
+def test_a_replica_switches_with_the_primary_to_a_smaller_dimension(
+    make_server: Callable[..., Server], bundled_embedder: Embedder, tmp_path: Path,
+) -> None:
+    primary, settings = make_server(bundled_embedder)
+    replica, _ = make_server(bundled_embedder, worker=False,
+                             database_url=settings.resolved_database_url)
+    add_now(primary, *DOCUMENTS)
+    wait_until(lambda: ranked(replica, QUESTIONS[0]) == ranked(primary, QUESTIONS[0]), 30,
+               "the replica to catch up")
+    with Searching(replica) as searching:
+        started = primary.post("/v1/collections/default/migrations", json={"dimension": 128})
+        assert started.status_code == 202, started.text
+        finished = wait_for_job(primary, started.json()["job_id"])
+        assert finished["status"] == "succeeded", finished["errors"]
+        wait_until(lambda: searched_generation(replica) == 2, 30, "the replica to switch")
+    assert not searching.failures, searching.failures[:3]
+    assert searched_generation(primary) == 2
+    answers = {q: ranked(primary, q) for q in QUESTIONS}
+    assert {q: ranked(replica, q) for q in QUESTIONS} == answers
+    assert answers == fresh_ranking(tmp_path / "fresh-128", bundled_embedder, DOCUMENTS,
+                                    dimension=128)
+    indexes = [c.get("/v1/collections/default").json()["index"] for c in (primary, replica)]
+    assert indexes[0]["count"] == indexes[1]["count"] == len(DOCUMENTS)
+
+
+def test_migrations_that_cannot_be_done_are_refused_with_a_reason(
+    make_server: Callable[..., Server], bundled_embedder: Embedder,
+) -> None:
+    client, _ = make_server(bundled_embedder, worker=False)
+    add_now(client, *DOCUMENTS[:3])
+    route = "/v1/collections/default/migrations"
+    refused = {
+        "too small": ({"dimension": 16}, 422, "greater than or equal to 32"),
+        "beyond the model": ({"dimension": 999}, 422, "out of range"),
+        "nothing changes": ({}, 422, "already embeds this way"),
+        "unknown field": ({"modle": "x"}, 422, "modle"),
+        "empty model": ({"model": ""}, 422, "model: Value should have at least 1"),
+        "lone surrogate": ({"model": "\ud800"}, 422, "surrogate"),
+        "overlap too big": ({"chunk_tokens": 64, "chunk_overlap": 64}, 422, "chunk_overlap"),
+    }
+    for case, (body, code, reason) in refused.items():
+        response = client.post(route, content=json.dumps(body).encode(),  # \ud800 escaped
+                               headers={"content-type": "application/json"})
+        assert (response.status_code, case) == (code, case), response.text
+        assert reason in response.text, (case, response.text)
+    assert client.post(route, content=b"{}").status_code == 415
+    assert client.post("/v1/collections/nope/migrations", json={"dimension": 64}).status_code \
+        == 404
+    started = client.post(route, json={"model": "some/other-model"})
+    assert started.status_code == 202, started.text
+    again = client.post(route, json={"dimension": 64})
+    assert again.status_code == 409 and "being built" in again.text
+    assert [g["state"] for g in client.get(route).json()["migrations"]] == ["active", "building"]
+    assert client.get(f"{route}/2").json()["dimension"] == 0  # its worker settles it
+    assert client.get(f"{route}/99").status_code == 404
+    assert client.get(f"{route}/x").status_code == 422
+    assert client.post(f"{route}/2/rollback").status_code == 409  # not the active one
+    assert client.post(f"{route}/1/rollback").status_code == 404  # nothing to go back to
+    job = client.get(f"/v1/jobs/{started.json()['job_id']}").json()
+    assert (job["status"], job["model"]) == ("queued", "some/other-model")  # nobody has it
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code in (200, 202)
+    assert client.get(f"{route}/2").json()["state"] == "abandoned"
+    assert client.post(route, json={"dimension": 64}).status_code == 202

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from search.api import create_app
+from search.collections import migration_target
 from search.embedders import Embedder
 from search.engine import Engine
 from search.index_manager import IndexManager
@@ -235,4 +236,47 @@ def test_a_worker_spreads_documents_over_a_pool_of_devices(
     assert "Embedding documents on cpu, cpu" in log
     assert log.count("waiting for jobs") == 1  # one worker: the pool's processes only embed
     assert engine.store.count_documents(collection.id) == 24
+    engine.close()
+
+
+def test_a_killed_migration_worker_is_taken_over_and_nothing_is_stored_twice(
+    tmp_path: Path, bundled_embedder: Embedder
+) -> None:
+    data_dir = tmp_path / "data"
+    engine = Engine.open(Settings(data_dir=data_dir), bundled_embedder)
+    source = tmp_path / "docs.jsonl"
+    write_corpus(source, 60)
+    collection = engine.store.get_collection("default")
+    jobs = JobStore(engine.store)
+    ingested = jobs.submit(collection.id, {"path": str(source)}, 0)
+    env = {"XLSEARCH_INGEST_BATCH_DOCUMENTS": "4", "XLSEARCH_JOB_STALE_AFTER_S": "2"}
+    first = xlsearch_process(data_dir, "worker", **env)
+    try:
+        wait_until(lambda: jobs.get(ingested).status == "succeeded", 300, "the ingestion")
+        target = migration_target(collection, {"document_instruction": "passage of a note: "},
+                                  bundled_embedder)
+        migration = engine.store.start_migration(collection.id, target)
+        job_id = str(migration.job_id)
+        wait_until(lambda: jobs.get(job_id).processed >= 12, 180, "the migration to start")
+    finally:
+        first.kill()
+        first.wait()
+    midway = jobs.get(job_id)
+    assert midway.status == "running" and 12 <= midway.processed < 60
+    second = xlsearch_process(data_dir, "worker", **env)
+    try:
+        wait_until(lambda: jobs.get(job_id).status == "succeeded", 300, "the takeover")
+    finally:
+        second.terminate()
+        second.wait()
+    done = jobs.get(job_id)
+    assert 60 - 4 <= done.processed <= 60  # a batch stored just before the kill is not redone
+    with engine.store.session() as session:
+        rows = session.execute(
+            select(Chunk.document_id, Chunk.generation, Chunk.text).order_by(Chunk.id)
+        ).all()
+    texts = {generation: sorted((document, text) for document, g, text in rows
+                                if g == generation) for generation in (1, 2)}
+    assert len(texts[2]) == 60 and texts[2] == texts[1]  # each chunk once, the same text
+    assert engine.store.get_collection("default").generation == 2
     engine.close()

@@ -4,7 +4,9 @@ the work is a job, indexer.migration)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
 
 from search.api.deps import EngineDep, require_json
 from search.api.models import (
@@ -21,6 +23,7 @@ from search.errors import MigrationConflict
 from search.store.records import CollectionInfo, GenerationInfo
 
 router = APIRouter(prefix="/v1/collections/{name}/migrations", tags=["migrations"])
+GenerationNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Its generation.")]
 
 
 def generations_out(
@@ -61,7 +64,7 @@ def list_migrations(name: str, engine: EngineDep) -> MigrationList:
 
 @router.get("/{generation}", operation_id="get_migration", dependencies=[Depends(require_read)],
             responses=error_responses(404))
-def get_migration(name: str, generation: int, engine: EngineDep) -> GenerationOut:
+def get_migration(name: str, generation: GenerationNumber, engine: EngineDep) -> GenerationOut:
     """The migration that built this generation (its number)."""
     collection = engine.store.get_collection(name)
     found = engine.store.generation(collection.id, generation)
@@ -75,7 +78,9 @@ def get_migration(name: str, generation: int, engine: EngineDep) -> GenerationOu
     dependencies=[Depends(require_write)],
     responses=error_responses(404, 409),
 )
-def rollback_migration(name: str, generation: int, engine: EngineDep) -> MigrationAccepted:
+def rollback_migration(
+    name: str, generation: GenerationNumber, engine: EngineDep
+) -> MigrationAccepted:
     """Switch back to the generation this migration switched away from (while it is kept):
     a job adds the documents written since, with that generation's model, then switches."""
     collection = engine.store.get_collection(name)

@@ -1,0 +1,181 @@
+"""Migrations on the engine (search.store.generations, indexer.migration): each kind of change
+ends equal to a fresh ingest with the new settings, writes made meanwhile reach the new
+generation once, a write that raced the switch is refused, and cancelling gives it all up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from indexer.migration import run_migration
+from indexer.pipeline import Ingestor
+from indexer.worker import Worker
+from search.collections import migration_target
+from search.embedders import Embedder
+from search.engine import Engine
+from search.errors import GenerationChanged, InvalidInput, MigrationConflict
+from search.schemas import DocumentIn, SearchRequest
+from search.store.jobs import JobStore
+from search.store.records import ChunkRecord, DocumentRecord
+from search.store.tables import Chunk
+from tests.conftest import BACKENDS, SAMPLE, Databases, both_databases
+
+DOCUMENTS = [DocumentIn.model_validate(json.loads(line))
+             for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+QUESTIONS = ["Wie hoch ist der Eiffelturm?", "¿Dónde está el monte Fuji?", "Great Wall length"]
+
+
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest) -> Databases:
+    return both_databases(request)
+
+
+def ingest(engine: Engine, documents: list[DocumentIn]) -> None:
+    collection = engine.writable("default")
+    Ingestor.for_engine(engine, collection).ingest(documents)
+    engine.refresh(collection)
+
+
+def answers(engine: Engine) -> dict[str, list[tuple[str, float]]]:
+    found = {}
+    for question in QUESTIONS:
+        request = SearchRequest(query=question, k=5, collapse="none")
+        found[question] = [(r.id, round(r.score, 4))
+                           for r in engine.searcher.search("default", request).results]
+    return found
+
+
+def migrate(engine: Engine, worker_engine: Engine, **changes: Any) -> None:
+    """Start a migration from `engine` and run it to its end on `worker_engine`."""
+    collection = engine.store.get_collection("default")
+    target = migration_target(collection, changes, engine.embedder)
+    generation = engine.store.start_migration(collection.id, target)
+    assert Worker(worker_engine).run_job(str(generation.job_id))
+    job = JobStore(engine.store).get(str(generation.job_id))
+    assert job.status == "succeeded", job.errors
+
+
+def chunks_per_generation(engine: Engine) -> dict[int, int]:
+    with engine.store.session() as session:
+        return dict(session.execute(
+            select(Chunk.generation, func.count()).group_by(Chunk.generation)).all())
+
+
+def test_bundled_to_qwen3_then_a_smaller_dimension_each_equal_a_fresh_ingest(
+    make_engine: Callable[..., Engine], qwen3: Embedder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS)
+    on_qwen3 = make_engine(qwen3, database_url=engine.settings.resolved_database_url)
+    migrate(engine, on_qwen3, model=qwen3.name, chunk_tokens=128)
+    fresh = make_engine(qwen3, chunk_tokens=128)
+    ingest(fresh, DOCUMENTS)
+    assert answers(on_qwen3) == answers(fresh)
+    rechunked = chunks_per_generation(fresh)[1]
+    assert chunks_per_generation(on_qwen3) == {1: len(DOCUMENTS), 2: rechunked}
+
+    calls: list[int] = []
+    embed = qwen3.embed_documents
+
+    def counted(texts: list[str], **options: Any) -> np.ndarray:
+        calls.append(len(texts))
+        return embed(texts, **options)
+
+    monkeypatch.setattr(qwen3, "embed_documents", counted)
+    migrate(on_qwen3, on_qwen3, dimension=32)  # Matryoshka: the stored vectors, cut
+    assert not calls
+    monkeypatch.undo()
+    fresh_32 = make_engine(qwen3, chunk_tokens=128, dimension=32)
+    ingest(fresh_32, DOCUMENTS)
+    cut, made = answers(on_qwen3), answers(fresh_32)
+    for question in QUESTIONS:
+        assert [i for i, _ in cut[question]] == [i for i, _ in made[question]]
+        np.testing.assert_allclose([s for _, s in cut[question]],
+                                   [s for _, s in made[question]], atol=2e-4)
+    info = on_qwen3.store.get_collection("default")
+    assert (info.generation, info.dimension, info.model) == (3, 32, qwen3.name)
+
+
+def test_new_chunk_settings_chunk_the_texts_again_like_a_fresh_ingest(
+    make_engine: Callable[..., Engine],
+) -> None:
+    long_documents = [  # several chunks each at 32 tokens
+        DocumentIn(id=doc.id, text=" ".join([doc.text] * 4), lang=doc.lang)
+        for doc in DOCUMENTS[:8]
+    ]
+    engine = make_engine()
+    ingest(engine, long_documents)
+    migrate(engine, engine, chunk_tokens=32, chunk_overlap=4)
+    fresh = make_engine(chunk_tokens=32, chunk_overlap=4)
+    ingest(fresh, long_documents)
+    assert answers(engine) == answers(fresh)
+    assert chunks_per_generation(engine)[2] == chunks_per_generation(fresh)[1] > len(long_documents)
+
+
+def test_writes_during_a_migration_reach_the_new_generation_once(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine(ingest_batch_documents=4)
+    ingest(engine, DOCUMENTS[:12])
+    collection = engine.store.get_collection("default")
+    target = migration_target(collection, {"dimension": 128}, engine.embedder)
+    generation = engine.store.start_migration(collection.id, target)
+    jobs = JobStore(engine.store)
+    job = jobs.claim("first", engine.embedder.name, generation.job_id)
+    assert job is not None
+    after_one_batch = lambda: jobs.get(job.id).cursor > 0  # noqa: E731
+    assert run_migration(engine, jobs, job, "first", after_one_batch) is None
+    jobs.release(job.id, "first")
+    assert chunks_per_generation(engine) == {1: 12, 2: 4}
+    replaced = DocumentIn(id=DOCUMENTS[0].id, text="A new text about the Eiffel Tower.")
+    ingest(engine, [replaced, *DOCUMENTS[12:]])  # one made already, replaced; new ones
+    assert engine.store.delete_document(collection.id, str(DOCUMENTS[5].id))
+    assert Worker(engine).run_once()
+    assert jobs.get(str(generation.job_id)).status == "succeeded"
+    kept = [replaced, *[d for d in DOCUMENTS[1:] if d.id != DOCUMENTS[5].id]]
+    assert chunks_per_generation(engine) == {1: len(kept), 2: len(kept)}
+    fresh = make_engine(dimension=128)
+    ingest(fresh, kept)
+    assert answers(engine) == answers(fresh)
+
+
+def test_a_write_embedded_before_a_switch_is_refused_and_nothing_is_stored(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:2])
+    before = engine.store.get_collection("default")
+    migrate(engine, engine, dimension=64)
+    record = DocumentRecord("late", "late text", None, None, "en", "hash", {})
+    chunk = ChunkRecord(0, 0, 9, 3, "en", "late text", np.ones(before.dimension, np.float32))
+    with pytest.raises(GenerationChanged, match="switched to generation 2"):
+        engine.store.write_documents(before.id, [(record, [chunk])], before.generation)
+    assert engine.store.find_document(before.id, "late") is None
+
+
+def test_one_migration_at_a_time_and_cancelling_gives_it_up(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:4])
+    collection = engine.store.get_collection("default")
+    with pytest.raises(InvalidInput, match="already embeds this way"):
+        migration_target(collection, {"dimension": collection.dimension}, engine.embedder)
+    with pytest.raises(InvalidInput, match="dimension 999 is out of range"):
+        migration_target(collection, {"dimension": 999}, engine.embedder)
+    target = migration_target(collection, {"dimension": 64}, engine.embedder)
+    first = engine.store.start_migration(collection.id, target)
+    with pytest.raises(MigrationConflict, match="being built"):
+        engine.store.start_migration(collection.id, target)
+    JobStore(engine.store).cancel(str(first.job_id))
+    assert engine.store.generation(collection.id, 2).state == "abandoned"
+    second = engine.store.start_migration(collection.id, target)
+    assert second.number == 3
+    assert Worker(engine).run_job(str(second.job_id))
+    assert engine.store.get_collection("default").generation == 3
+    assert chunks_per_generation(engine) == {1: 4, 3: 4}
