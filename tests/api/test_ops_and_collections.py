@@ -24,7 +24,7 @@ def test_metrics_report_requests_embeddings_and_vectors(client: TestClient) -> N
     assert 'xlsearch_http_requests_total{method="GET",route="/v1/search",status="200"} 1.0' in text
     assert 'xlsearch_embedding_batches_total{kind="query"} 1.0' in text
     assert 'xlsearch_embedding_tokens_total{kind="document"}' in text
-    assert 'xlsearch_index_vectors{collection="default"} 1.0' in text
+    assert 'xlsearch_index_vectors{collection="default",generation="1"} 1.0' in text
     assert 'xlsearch_jobs{status="queued"} 0.0' in text
     assert 'xlsearch_job_items_total{outcome="processed"} 0.0' in text
     assert "xlsearch_index_catch_up_age_seconds" in text

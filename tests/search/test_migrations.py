@@ -179,3 +179,22 @@ def test_one_migration_at_a_time_and_cancelling_gives_it_up(
     assert Worker(engine).run_job(str(second.job_id))
     assert engine.store.get_collection("default").generation == 3
     assert chunks_per_generation(engine) == {1: 4, 3: 4}
+
+
+def test_chunks_the_new_tokenizer_finds_too_long_are_made_again(
+    make_engine: Callable[..., Engine], minilm: Embedder,
+) -> None:
+    hindi = next(doc for doc in DOCUMENTS if doc.lang == "hi").text
+    engine = make_engine(chunk_tokens=256)
+    text = max((" ".join([hindi] * n) for n in range(1, 20)
+                if engine.embedder.count_tokens(" ".join([hindi] * n)) <= 250),
+               key=len)
+    assert minilm.count_tokens(text) > 256  # one chunk for e5, too long for MiniLM
+    documents = [*DOCUMENTS[:6], DocumentIn(id="hi-long", text=text, lang="hi")]
+    ingest(engine, documents)
+    on_minilm = make_engine(minilm, database_url=engine.settings.resolved_database_url)
+    migrate(engine, on_minilm, model=minilm.name)  # the chunk settings stay
+    fresh = make_engine(minilm)
+    ingest(fresh, documents)
+    assert answers(on_minilm) == answers(fresh)
+    assert chunks_per_generation(on_minilm)[2] == chunks_per_generation(fresh)[1]
