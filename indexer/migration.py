@@ -11,9 +11,9 @@ trained for that), with no model call.
 Resumable like an ingestion job: the job's cursor is the last document row handled, and a
 document whose new chunks are stored is never made again (the switch, too, looks only for
 documents missing from the new generation). Documents written while the migration runs (to
-the active generation) are found by that same look-up and made before the switch; the last
-few are made inside the switch's transaction, under the log lock, so the new generation holds
-every document when it becomes active.
+the active generation) are found by that same look-up and made before the switch, until at
+most `SWITCH_GAPS` are left: those the switch makes inside its own transaction, under the log
+lock, so the new generation holds every document when it becomes active.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.chunking import Chunk
-from indexer.pipeline import Ingestor
+from indexer.pipeline import IngestionStopped, Ingestor
 from search.collections import check_embedding
 from search.engine import Engine
 from search.errors import InvalidInput
@@ -36,7 +36,10 @@ from search.store.records import ChunkRecord, CollectionInfo
 
 log = logging.getLogger(__name__)
 
-CATCH_UP_PASSES = 3  # looks for documents written meanwhile before the switch's own
+# Documents written meanwhile that the switch makes itself, under the log lock (writers wait
+# for it meanwhile), at most; more, and they are made before it tries again.
+SWITCH_GAPS = 8
+CUT_BATCH = 512  # documents per batch when the stored vectors are cut
 
 
 @dataclass(frozen=True)
@@ -141,31 +144,39 @@ def run_migration(
                            "(dimension, chunk_tokens, chunk_overlap)") from None
     migration = Migration(source, target)
     ingestor = Ingestor(store, embedder, target, engine.languages)
-    batch = engine.settings.ingest_batch_documents
+    # Without a model call a batch is only reads and writes: many documents at a time.
+    batch = CUT_BATCH if migration.cuts_vectors else engine.settings.ingest_batch_documents
     cursor = job.cursor
     log.info("%s migrates %s from generation %d (%s, %d dimensions) to %d (%s, %d), "
              "from document row %d", worker, source.name, source.generation, source.model,
              source.dimension, target.generation, target.model, target.dimension, cursor)
-    while True:
-        if should_stop():
+    try:
+        while not should_stop():
+            sources = store.sources_after(source, target.generation, cursor, batch,
+                                          **migration.reads)
+            if not sources:
+                break
+            made = migration.make(ingestor, sources, should_stop)
+            store.add_generation_chunks(source.id, target.generation, made)
+            cursor = sources[-1].row
+            if not jobs.advance(job.id, worker, len(sources), 0, [], cursor=cursor):
+                return None
+        while not should_stop():  # what was written meanwhile, until the switch can take it
+            written_meanwhile = store.missing(source, target.generation, batch,
+                                              **migration.reads)
+            if len(written_meanwhile) > SWITCH_GAPS:
+                store.add_generation_chunks(source.id, target.generation,
+                                            migration.make(ingestor, written_meanwhile,
+                                                           should_stop))
+                continue
+            if store.switch_generation(
+                source, target.generation, lambda gaps: migration.make(ingestor, gaps),
+                max_gaps=SWITCH_GAPS, **migration.reads,
+            ) is not None:
+                break
+        else:
             return None
-        sources = store.sources_after(source, target.generation, cursor, batch, **migration.reads)
-        if not sources:
-            break
-        made = migration.make(ingestor, sources, should_stop)
-        store.add_generation_chunks(source.id, target.generation, made)
-        cursor = sources[-1].row
-        if not jobs.advance(job.id, worker, len(sources), 0, [], cursor=cursor):
-            return None
-    for _ in range(CATCH_UP_PASSES):
-        written_meanwhile = store.missing(source, target.generation, batch, **migration.reads)
-        if not written_meanwhile:
-            break
-        store.add_generation_chunks(
-            source.id, target.generation, migration.make(ingestor, written_meanwhile)
-        )
-    store.switch_generation(
-        source, target.generation, lambda gaps: migration.make(ingestor, gaps), **migration.reads
-    )
+    except IngestionStopped:  # told to stop while embedding: the batch is dropped
+        return None
     log.info("collection %s now searches generation %d", source.name, target.generation)
     return "succeeded"

@@ -61,9 +61,9 @@ class Worker:
         requeued = self._jobs.requeue_abandoned(timedelta(seconds=settings.job_stale_after_s))
         if requeued:
             log.warning("took over %d job(s) abandoned by a stopped worker", requeued)
+        self._drop_expired_generations()
         job = self._jobs.claim(self.name, self._engine.embedder.name)
         if job is None:
-            self._drop_expired_generations()
             return False
         self._guarded(job)
         return True
@@ -89,16 +89,17 @@ class Worker:
         upload's folder removed."""
         if reason is not None and not job.is_migration:
             reason = hide_root(reason, Path(job.source["path"]))
-        self._jobs.finish(job.id, self.name, status, reason)
+        if not self._jobs.finish(job.id, self.name, status, reason):
+            return  # taken over meanwhile: its new holder decides
         if job.is_migration:
-            collection = self._engine.store.find_collection(job.collection)
-            if collection is not None:
-                self._engine.store.abandon_generation(collection.id, job.source["generation"])
+            self._engine.store.abandon_generation(
+                job.collection_id, job.source["generation"], job.id
+            )
         job.discard_upload()
 
     def _drop_expired_generations(self) -> None:
-        """At most once a minute, while idle: delete the chunks of generations left by a
-        migration longer than `generation_keep_s` ago."""
+        """At most once a minute: delete the chunks of generations left by a migration
+        longer than `generation_keep_s` ago."""
         now = time.monotonic()
         if now - self._expiry_checked < EXPIRY_CHECK_S:
             return

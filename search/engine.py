@@ -50,9 +50,11 @@ class Engine:
         """Make what was written searchable now: catch the collection's index up and link
         its new documents into translation sets (what a write that answers "searchable"
         calls: `wait: true`, a delete, a job's batch, the CLI's ingest)."""
-        self.indexes.refresh(collection)
+        current = self.indexes.refresh(collection)
+        if current.collection.generation != collection.generation:
+            return  # this process searches another generation: the active one's index links
         try:
-            self.translations.link_pending(self.indexes.get(collection))
+            self.translations.link_pending(current)
         except XlsearchError:
             raise  # the collection went meanwhile: the caller says so
         except Exception:  # noqa: BLE001 - the write is committed; the keeper links later

@@ -56,8 +56,9 @@ class IndexKeeper:
         those of deleted collections and of generations no longer served, and searches each
         collection in the generation `IndexManager.served` picks. Returns the number of
         vectors added and removed."""
-        existing = {info.id: info for info in self._store.collections()}
         generations = self._store.generations()
+        existing = {info.id: self._indexes.active(info, generations)
+                    for info in self._store.collections()}
         served = [self._indexes.served(info, generations) for info in existing.values()]
         wanted = {index_key(view): view for view in served}
         for generation in generations:
@@ -78,7 +79,8 @@ class IndexKeeper:
             if key not in wanted:
                 self._indexes.forget(current.collection, keep_snapshots=key in kept)
         for current in self._indexes.loaded():
-            if current.collection.generation == existing[current.collection.id].generation:
+            active = existing.get(current.collection.id)
+            if active is not None and current.collection.generation == active.generation:
                 self._link(current)  # the active generation's index decides the sets
         return changes
 

@@ -188,6 +188,16 @@ class IndexManager:
         """Whether this process embeds questions with the model of `generation`."""
         return self.model is None or generation.model == self.model
 
+    @staticmethod
+    def active(
+        collection: CollectionInfo, generations: Sequence[GenerationInfo]
+    ) -> CollectionInfo:
+        """`collection` in its active generation as `generations` (read in one statement,
+        so consistent with each other, unlike a collection row read before them) say."""
+        active = next((g for g in generations
+                       if g.collection_id == collection.id and g.state == "active"), None)
+        return collection if active is None else active.of(collection)
+
     def served(
         self, collection: CollectionInfo, generations: Sequence[GenerationInfo]
     ) -> CollectionInfo:
@@ -253,19 +263,27 @@ class IndexManager:
         collection = self._store.get_collection(name)
         return self.get(self.served(collection, self._store.generations(collection.id)))
 
-    def refresh(self, collection: CollectionInfo) -> None:
-        """Catch the collection's index up now, whatever the role: what a write that answers
-        "searchable" (`wait: true`, a delete, a job's batch, a migration's switch) calls
-        before answering. `collection` is in the generation that write found active, so
-        this process searches it from now on if its model can (the keeper's next round
-        decides again from the database)."""
+    def refresh(self, collection: CollectionInfo) -> CollectionIndex:
+        """Catch the index this process searches for the collection up now, whatever the
+        role, and return it: what a write that answers "searchable" (`wait: true`, a delete,
+        a job's batch, a migration's switch) calls before answering.
+
+        `collection` is in the generation that write found active, so this process searches
+        it from now on if its model made it (the keeper's next round decides again from the
+        database); a process with another model catches up the generation it searches."""
+        if not self._can_embed_for(collection):
+            collection = self.served(collection, self._store.generations(collection.id))
         current = self.get(collection)
         if not self._catch_up_on_read:
             self.catch_up(current)
-        if self.model in (None, collection.model):
+        if self._can_embed_for(collection):
             with self._lock:
                 if collection.id in self._serving:
                     self._serving[collection.id] = index_key(collection)
+        return current
+
+    def _can_embed_for(self, collection: CollectionInfo) -> bool:
+        return self.model is None or collection.model == self.model
 
     def loaded(self) -> list[CollectionIndex]:
         """The indexes this process holds now."""

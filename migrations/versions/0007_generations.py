@@ -74,6 +74,11 @@ def downgrade() -> None:
         "DELETE FROM chunks WHERE generation <> (SELECT generation FROM collections "
         "WHERE collections.id = chunks.collection_id)"
     )
+    # A snapshot of generation 1 could otherwise bind to chunks of a later one, relabelled.
+    op.execute(
+        "DELETE FROM index_snapshots WHERE collection_id IN "
+        "(SELECT id FROM collections WHERE generation <> 1)"
+    )
     op.drop_index("uq_chunks_document_id_generation_ordinal", "chunks")
     op.drop_index("ix_chunks_collection_id_generation_id", "chunks")
     op.create_index("ix_chunks_document_id", "chunks", ["document_id"])

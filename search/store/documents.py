@@ -112,8 +112,8 @@ class DocumentRepository(Sessions):
             if generation is not None and generation != active:
                 raise GenerationChanged(
                     f"the collection switched to generation {active} while these documents "
-                    f"were embedded for generation {generation}; nothing was stored: send "
-                    "them again (to a process with the new generation's model)"
+                    f"were embedded for generation {generation}; their texts were not "
+                    "stored: send them again (to a process with the new generation's model)"
                 )
             stored = {
                 row.external_id: row

@@ -18,16 +18,18 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, null, select, update
 from sqlalchemy.orm import Session, aliased
 
-from search.errors import MigrationConflict, MigrationNotFound
+from search.errors import CollectionDeleted, MigrationConflict, MigrationNotFound
 from search.store.chunk_log import chunk_rows, lock_log
 from search.store.records import (
     EMBEDDING_SETTINGS,
+    FINISHED,
     ChunkRecord,
     CollectionInfo,
     GenerationInfo,
+    as_utc,
     detached,
 )
 from search.store.sessions import Sessions
@@ -115,7 +117,7 @@ class GenerationRepository(Sessions):
         """Make the generation the last switch left (retired, within its keep time) building
         again, with a job that adds what was written since, then switches back to it."""
         with self.writing() as session:
-            lock_log(session, collection_id)
+            active = lock_log(session, collection_id)
             row = session.scalars(
                 select(Generation)
                 .where(Generation.collection_id == collection_id, Generation.state == RETIRED)
@@ -128,8 +130,11 @@ class GenerationRepository(Sessions):
                     "a switch, or it was deleted after XLSEARCH_GENERATION_KEEP_S"
                 )
             self._refuse_second(session, collection_id)
+            missing = select(func.count()).select_from(
+                _missing(collection_id, active, row.number).subquery()
+            )
             row.state, row.job_id = BUILDING, self._queue_job(
-                session, collection_id, row.model, row.number
+                session, collection_id, row.model, row.number, total=session.scalar(missing)
             )
             return generation_info(row)
 
@@ -184,19 +189,24 @@ class GenerationRepository(Sessions):
         target: int,
         make: Callable[[list[SourceDocument]], Made],
         *,
+        max_gaps: int,
         with_vectors: bool,
         with_texts: bool,
-    ) -> GenerationInfo:
+    ) -> GenerationInfo | None:
         """Make `target` the active generation, in one transaction under the log lock: the
         documents still missing from it are made (by `make`) and stored first, so that it
         holds every document, then the collection row takes its settings. The generation
-        left becomes retired."""
+        left becomes retired. None, and nothing done, when more than `max_gaps` documents
+        are missing (writers wait while the switch embeds: the caller makes them first)."""
         with self.writing() as session:
             active = lock_log(session, collection.id)
             row = self._building(session, collection.id, target)
             if active != collection.generation:
                 raise MigrationConflict("the collection switched generation meanwhile")
-            gaps = list(session.scalars(_missing(collection.id, active, target)))
+            missing = _missing(collection.id, active, target).limit(max_gaps + 1)
+            gaps = list(session.scalars(missing))
+            if len(gaps) > max_gaps:
+                return None
             if gaps:
                 sources = self._sources(session, collection, gaps, with_vectors, with_texts)
                 self._insert(session, collection.id, active, target, make(sources))
@@ -216,39 +226,56 @@ class GenerationRepository(Sessions):
             session.flush()
             return generation_info(row)
 
-    def abandon_generation(self, collection_id: int, target: int) -> None:
-        """Stop building `target`: a generation that was never active is abandoned and its
-        chunks deleted; one being switched back to is retired again (its chunks kept)."""
+    def abandon_generation(self, collection_id: int, target: int, job_id: str) -> None:
+        """Stop building `target` (if the job `job_id` builds it): a generation that was
+        never active is abandoned and its chunks deleted; one being switched back to is
+        retired again (its chunks kept)."""
         with self.writing() as session:
             lock_log(session, collection_id)
             row = session.get(Generation, (collection_id, target))
-            if row is None or row.state != BUILDING:
-                return
-            if row.switched_at is not None:
-                row.state, row.job_id = RETIRED, None
-                return
-            row.state = ABANDONED
-            session.execute(delete(Chunk).where(
-                Chunk.collection_id == collection_id, Chunk.generation == target
-            ))
+            if row is not None and row.state == BUILDING and row.job_id == job_id:
+                self._give_up(session, row)
+
+    @staticmethod
+    def _give_up(session: Session, row: Generation) -> None:
+        """A building generation whose job ended without it: retired again if it was active
+        before (a rollback's), else abandoned."""
+        if row.switched_at is not None:
+            row.state, row.job_id = RETIRED, None
+        else:
+            GenerationRepository._abandon(session, row)
+
+    @staticmethod
+    def _abandon(session: Session, row: Generation) -> None:
+        """Mark the generation abandoned and delete its chunks (no index follows them any
+        more: every process drops the indexes of a generation not kept)."""
+        row.state = ABANDONED
+        session.execute(delete(Chunk).where(
+            Chunk.collection_id == row.collection_id, Chunk.generation == row.number
+        ))
 
     def drop_expired_generations(self, keep: timedelta) -> int:
         """Abandon the retired generations left longer than `keep` ago, deleting their
-        chunks; returns how many."""
-        expiring = select(Generation).where(
+        chunks; returns how many. Each under its collection's log lock, checked again
+        there (a rollback may have taken it back meanwhile)."""
+        expiring = select(Generation.collection_id, Generation.number).where(
             Generation.state == RETIRED, Generation.retired_at < utcnow() - keep
         )
         with self.session() as session:  # a read first: most calls find none
-            if session.scalars(expiring.limit(1)).first() is None:
-                return 0
-        with self.writing() as session:
-            expired = session.scalars(expiring).all()
-            for row in expired:
-                row.state = ABANDONED
-                session.execute(delete(Chunk).where(
-                    Chunk.collection_id == row.collection_id, Chunk.generation == row.number
-                ))
-            return len(expired)
+            expired = session.execute(expiring).all()
+        dropped = 0
+        for collection_id, number in expired:
+            with self.writing() as session:
+                try:
+                    lock_log(session, collection_id)
+                except CollectionDeleted:
+                    continue
+                row = session.get(Generation, (collection_id, number))
+                left = None if row is None or row.state != RETIRED else as_utc(row.retired_at)
+                if row is not None and left is not None and left < utcnow() - keep:
+                    self._abandon(session, row)
+                    dropped += 1
+        return dropped
 
     @staticmethod
     def _refuse_second(session: Session, collection_id: int) -> None:
@@ -257,6 +284,10 @@ class GenerationRepository(Sessions):
                 Generation.collection_id == collection_id, Generation.state == BUILDING
             )
         )
+        job = None if building is None else session.get(Job, building.job_id)
+        if building is not None and (job is None or job.status in FINISHED):
+            GenerationRepository._give_up(session, building)  # its job ended without it
+            return
         if building is not None:
             raise MigrationConflict(
                 f"generation {building.number} is being built (job {building.job_id}); wait "
@@ -264,11 +295,15 @@ class GenerationRepository(Sessions):
             )
 
     @staticmethod
-    def _queue_job(session: Session, collection_id: int, model: str, number: int) -> str:
+    def _queue_job(
+        session: Session, collection_id: int, model: str, number: int, total: int | None = None
+    ) -> str:
+        """A queued migration job for `number`, counting `total` documents (default: all)."""
         job_id = uuid.uuid4().hex
-        total = session.scalar(
-            select(func.count()).where(Document.collection_id == collection_id)
-        )
+        if total is None:
+            total = session.scalar(
+                select(func.count()).where(Document.collection_id == collection_id)
+            )
         session.add(Job(
             id=job_id, collection_id=collection_id, status="queued", model=model,
             total=int(total or 0), source={"kind": "migration", "generation": number},
@@ -293,6 +328,26 @@ class GenerationRepository(Sessions):
     ) -> list[SourceDocument]:
         if not rows:
             return []
+        # Chunks before texts: a document replaced in between (PostgreSQL reads each
+        # statement afresh) then has chunk ids that `_insert` finds gone, never new chunk
+        # ids with its old text.
+        chunks: dict[int, list[tuple[int, ChunkRecord]]] = {row: [] for row in rows}
+        empty = np.zeros(0, np.float32)
+        read = (
+            select(Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.char_start, Chunk.char_end,
+                   Chunk.token_count, Chunk.lang, Chunk.text,
+                   Chunk.vector if with_vectors else null())
+            .where(Chunk.document_id.in_(rows), Chunk.generation == collection.generation)
+            .order_by(Chunk.document_id, Chunk.ordinal)
+        )
+        for chunk_id, document_id, ordinal, start, end, tokens, lang, text, blob in (
+            session.execute(read)
+        ):
+            vector = (np.frombuffer(blob, dtype="<f4", count=collection.dimension)
+                      if blob is not None else empty)
+            chunks[document_id].append(
+                (chunk_id, ChunkRecord(ordinal, start, end, tokens, lang, text, vector))
+            )
         documents = {
             row_id: (lang, text)
             for row_id, lang, text in session.execute(
@@ -300,19 +355,6 @@ class GenerationRepository(Sessions):
                 .where(Document.id.in_(rows))
             )
         }
-        chunks: dict[int, list[tuple[int, ChunkRecord]]] = {row: [] for row in rows}
-        empty = np.zeros(0, np.float32)
-        for chunk in session.scalars(
-            select(Chunk)
-            .where(Chunk.document_id.in_(rows), Chunk.generation == collection.generation)
-            .order_by(Chunk.document_id, Chunk.ordinal)
-        ):
-            vector = (np.frombuffer(chunk.vector, dtype="<f4", count=collection.dimension)
-                      if with_vectors else empty)
-            chunks[chunk.document_id].append((chunk.id, ChunkRecord(
-                chunk.ordinal, chunk.char_start, chunk.char_end, chunk.token_count, chunk.lang,
-                chunk.text, vector,
-            )))
         return [
             SourceDocument(
                 row=row, lang=documents[row][0],

@@ -11,19 +11,17 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
 from search.errors import JobNotFound
-from search.store.records import detached, storable
+from search.store.records import JobStatus, as_utc, detached, storable
 from search.store.repository import Store
 from search.store.tables import Collection, Job, utcnow
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 MAX_STORED_ERRORS = 1000
 
 
@@ -46,6 +44,7 @@ class JobInfo:
     finished_at: datetime | None
     worker: str | None = None  # the worker holding it while it runs
     model: str | None = None  # the model its worker embeds with (None: the collection's)
+    collection_id: int = 0
 
     @property
     def eta_s(self) -> float | None:
@@ -66,13 +65,6 @@ class JobInfo:
         was given is left alone)."""
         if self.source.get("owned"):
             shutil.rmtree(self.source["path"], ignore_errors=True)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _info(job: Job, collection: str) -> JobInfo:
@@ -162,7 +154,9 @@ class JobStore:
                 job.cancel_requested = True
         cancelled = self.get(job_id)
         if given_up and cancelled.is_migration:  # no worker will: its generation goes now
-            self._store.abandon_generation(job.collection_id, cancelled.source["generation"])
+            self._store.abandon_generation(
+                cancelled.collection_id, cancelled.source["generation"], job_id
+            )
         return cancelled
 
     def claim(
@@ -251,15 +245,17 @@ class JobStore:
 
     def finish(
         self, job_id: str, worker: str, status: JobStatus, error: str | None = None
-    ) -> None:
-        """End a job `worker` holds (a job taken over meanwhile is left to its new holder)."""
+    ) -> bool:
+        """End a job `worker` holds (a job taken over meanwhile is left to its new holder);
+        whether it did."""
         with self._store.writing() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.worker != worker:
-                return
+                return False
             job.status, job.finished_at, job.worker = status, utcnow(), None
             if error:
                 job.errors = [*job.errors, {"item": None, "reason": error}][: MAX_STORED_ERRORS + 1]
+            return True
 
     def requeue_abandoned(self, older_than: timedelta) -> int:
         """Put running jobs whose heartbeat is older than `older_than` back in the queue;

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from search.schemas import clean_text
 
 R = TypeVar("R")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 # What a generation settles: how a collection's texts become chunks and vectors.

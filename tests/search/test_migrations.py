@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from indexer.worker import Worker
 from search.collections import migration_target
 from search.embedders import Embedder
 from search.engine import Engine
-from search.errors import GenerationChanged, InvalidInput, MigrationConflict
+from search.errors import GenerationChanged, InvalidInput, MigrationConflict, MigrationNotFound
 from search.schemas import DocumentIn, SearchRequest
 from search.store.jobs import JobStore
 from search.store.records import ChunkRecord, DocumentRecord
@@ -198,3 +199,104 @@ def test_chunks_the_new_tokenizer_finds_too_long_are_made_again(
     ingest(fresh, documents)
     assert answers(on_minilm) == answers(fresh)
     assert chunks_per_generation(on_minilm)[2] == chunks_per_generation(fresh)[1]
+
+
+def test_a_stop_while_embedding_keeps_what_was_built_and_the_job_resumes(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine(ingest_batch_documents=4)
+    ingest(engine, DOCUMENTS[:12])
+    collection = engine.store.get_collection("default")
+    target = migration_target(collection, {"document_instruction": "passage: note: "},
+                              engine.embedder)
+    generation = engine.store.start_migration(collection.id, target)
+    jobs = JobStore(engine.store)
+    job = jobs.claim("first", engine.embedder.name, generation.job_id)
+    assert job is not None
+    asked: list[bool] = []
+
+    def stop_in_the_second_batch() -> bool:  # asked before each batch and each model call
+        asked.append(True)
+        return jobs.get(job.id).cursor > 0 and len(asked) > 3
+
+    assert run_migration(engine, jobs, job, "first", stop_in_the_second_batch) is None
+    jobs.release(job.id, "first")
+    assert engine.store.generation(collection.id, 2).state == "building"
+    assert chunks_per_generation(engine) == {1: 12, 2: 4}
+    assert Worker(engine).run_once()
+    assert jobs.get(job.id).status == "succeeded"
+    assert chunks_per_generation(engine) == {1: 12, 2: 12}
+
+
+def test_the_switch_waits_rather_than_embed_many_documents_under_the_lock(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:5])
+    collection = engine.store.get_collection("default")
+    target = migration_target(collection, {"dimension": 64}, engine.embedder)
+    generation = engine.store.start_migration(collection.id, target)
+    refused = engine.store.switch_generation(
+        collection, generation.number, lambda gaps: pytest.fail("made under the lock"),
+        max_gaps=4, with_vectors=True, with_texts=False,
+    )
+    assert refused is None and engine.store.get_collection("default").generation == 1
+
+
+def test_a_migration_whose_job_ended_without_it_does_not_block_the_next(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:3])
+    collection = engine.store.get_collection("default")
+    target = migration_target(collection, {"dimension": 64}, engine.embedder)
+    stranded = engine.store.start_migration(collection.id, target)
+    jobs = JobStore(engine.store)
+    assert jobs.claim("crashing", engine.embedder.name, stranded.job_id) is not None
+    assert jobs.finish(str(stranded.job_id), "crashing", "failed")  # then it died
+    again = engine.store.start_migration(collection.id, target)
+    assert engine.store.generation(collection.id, 2).state == "abandoned"
+    assert again.number == 3
+
+
+def test_a_process_with_another_model_refreshes_the_generation_it_searches(
+    make_engine: Callable[..., Engine], qwen3: Embedder,
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:6])
+    on_qwen3 = make_engine(qwen3, database_url=engine.settings.resolved_database_url)
+    migrate(engine, on_qwen3, model=qwen3.name, chunk_tokens=128)
+    assert engine.store.delete_document(engine.store.get_collection("default").id,
+                                        str(DOCUMENTS[0].id))
+    engine.refresh(engine.store.get_collection("default"))  # as the API's delete does
+    assert {c.collection.generation for c in engine.indexes.loaded()} == {1}
+    assert len(answers(engine)[QUESTIONS[0]]) == 5  # still answering from generation 1
+
+
+def test_an_expired_generation_is_deleted_and_cannot_be_rolled_back_to(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:4])
+    migrate(engine, engine, dimension=64)
+    collection = engine.store.get_collection("default")
+    assert engine.store.drop_expired_generations(timedelta(days=1)) == 0
+    assert engine.store.drop_expired_generations(timedelta(0)) == 1
+    assert engine.store.generation(collection.id, 1).state == "abandoned"
+    assert chunks_per_generation(engine) == {2: 4}
+    with pytest.raises(MigrationNotFound, match="no generation to switch back to"):
+        engine.store.start_rollback(collection.id)
+
+
+def test_a_rollback_counts_only_the_documents_written_since(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:6])
+    migrate(engine, engine, dimension=64)
+    ingest(engine, DOCUMENTS[6:8])
+    rollback = engine.store.start_rollback(engine.store.get_collection("default").id)
+    assert JobStore(engine.store).get(str(rollback.job_id)).total == 2
+    assert Worker(engine).run_job(str(rollback.job_id))
+    assert engine.store.get_collection("default").generation == 1
+    assert chunks_per_generation(engine) == {1: 8, 2: 8}

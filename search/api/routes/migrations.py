@@ -68,7 +68,9 @@ def get_migration(name: str, generation: GenerationNumber, engine: EngineDep) ->
     """The migration that built this generation (its number)."""
     collection = engine.store.get_collection(name)
     found = engine.store.generation(collection.id, generation)
-    return generations_out(engine, collection, [found])[0]
+    kept = [g for g in engine.store.generations(collection.id) if g.number != found.number]
+    return next(g for g in generations_out(engine, collection, [*kept, found])
+                if g.generation == generation)
 
 
 @router.post(
@@ -81,8 +83,9 @@ def get_migration(name: str, generation: GenerationNumber, engine: EngineDep) ->
 def rollback_migration(
     name: str, generation: GenerationNumber, engine: EngineDep
 ) -> MigrationAccepted:
-    """Switch back to the generation this migration switched away from (while it is kept):
-    a job adds the documents written since, with that generation's model, then switches."""
+    """Undo the last switch, the one to this generation: switch back to the generation it
+    left (while that is kept). A job adds the documents written since, with that
+    generation's model, then switches."""
     collection = engine.store.get_collection(name)
     if generation != collection.generation:
         engine.store.generation(collection.id, generation)  # 404 for one that never was
@@ -97,5 +100,8 @@ def _accepted(
     engine: Engine, collection: CollectionInfo, generation: GenerationInfo
 ) -> MigrationAccepted:
     assert generation.job_id is not None  # a building generation has its job
-    shown = generations_out(engine, collection, [generation])[0]
-    return MigrationAccepted(generation=shown, job_id=generation.job_id)
+    shown = generations_out(engine, collection, engine.store.generations(collection.id))
+    return MigrationAccepted(
+        generation=next(g for g in shown if g.generation == generation.number),
+        job_id=generation.job_id,
+    )
