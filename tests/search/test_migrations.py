@@ -67,6 +67,13 @@ def chunks_per_generation(engine: Engine) -> dict[int, int]:
             select(Chunk.generation, func.count()).group_by(Chunk.generation)).all())
 
 
+def documents_per_generation(engine: Engine) -> dict[int, int]:
+    with engine.store.session() as session:
+        return dict(session.execute(
+            select(Chunk.generation, func.count(func.distinct(Chunk.document_id)))
+            .group_by(Chunk.generation)).all())
+
+
 def test_bundled_to_qwen3_then_a_smaller_dimension_each_equal_a_fresh_ingest(
     make_engine: Callable[..., Engine], qwen3: Embedder, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -124,7 +131,7 @@ def test_writes_during_a_migration_reach_the_new_generation_once(
     engine = make_engine(ingest_batch_documents=4)
     ingest(engine, DOCUMENTS[:12])
     collection = engine.store.get_collection("default")
-    target = migration_target(collection, {"dimension": 128}, engine.embedder)
+    target = migration_target(collection, {"chunk_tokens": 48}, engine.embedder)
     generation = engine.store.start_migration(collection.id, target)
     jobs = JobStore(engine.store)
     job = jobs.claim("first", engine.embedder.name, generation.job_id)
@@ -132,15 +139,15 @@ def test_writes_during_a_migration_reach_the_new_generation_once(
     after_one_batch = lambda: jobs.get(job.id).cursor > 0  # noqa: E731
     assert run_migration(engine, jobs, job, "first", after_one_batch) is None
     jobs.release(job.id, "first")
-    assert chunks_per_generation(engine) == {1: 12, 2: 4}
+    assert documents_per_generation(engine) == {1: 12, 2: 4}
     replaced = DocumentIn(id=DOCUMENTS[0].id, text="A new text about the Eiffel Tower.")
     ingest(engine, [replaced, *DOCUMENTS[12:]])  # one made already, replaced; new ones
     assert engine.store.delete_document(collection.id, str(DOCUMENTS[5].id))
     assert Worker(engine).run_once()
     assert jobs.get(str(generation.job_id)).status == "succeeded"
     kept = [replaced, *[d for d in DOCUMENTS[1:] if d.id != DOCUMENTS[5].id]]
-    assert chunks_per_generation(engine) == {1: len(kept), 2: len(kept)}
-    fresh = make_engine(dimension=128)
+    assert documents_per_generation(engine) == {1: len(kept), 2: len(kept)}
+    fresh = make_engine(chunk_tokens=48)
     ingest(fresh, kept)
     assert answers(engine) == answers(fresh)
 
