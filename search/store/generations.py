@@ -56,7 +56,11 @@ Made = list[tuple[SourceDocument, list[ChunkRecord]]]
 
 
 def generation_info(row: Generation) -> GenerationInfo:
-    return detached(GenerationInfo, row)
+    """The row as a record, its times in UTC (SQLite hands them back without a zone)."""
+    return detached(
+        GenerationInfo, row, created_at=as_utc(row.created_at),
+        switched_at=as_utc(row.switched_at), retired_at=as_utc(row.retired_at),
+    )
 
 
 def _missing(collection_id: int, active: int, target: int) -> Any:

@@ -200,7 +200,9 @@ def test_migrations_that_cannot_be_done_are_refused_with_a_reason(
     again = client.post(route, json={"dimension": 64})
     assert again.status_code == 409 and "being built" in again.text
     assert [g["state"] for g in client.get(route).json()["migrations"]] == ["active", "building"]
-    assert client.get(f"{route}/2").json()["dimension"] == 0  # its worker settles it
+    building = client.get(f"{route}/2").json()
+    assert building["dimension"] == 0  # its worker settles it
+    assert building["created_at"].endswith("Z")  # in UTC on SQLite too, like jobs
     assert client.get(f"{route}/99").status_code == 404
     assert client.get(f"{route}/x").status_code == 422
     assert client.post(f"{route}/2/rollback").status_code == 409  # not the active one
