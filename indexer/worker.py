@@ -152,13 +152,27 @@ class Worker:
         if finished.worker != self.name:
             log.warning("job %s was taken over by another worker; leaving it to it", job.id)
         elif done is not None:
+            # Here first, so that a client told the job succeeded finds the new generation.
+            self._searchable(self._engine.store.get_collection(job.collection))
             self._jobs.finish(job.id, self.name, "succeeded")
-            if self._on_batch:  # this process searches the new generation at once
-                self._on_batch(self._engine.store.get_collection(job.collection))
         elif finished.cancel_requested:
             self._end(job, "cancelled")
         else:
             self._jobs.release(job.id, self.name)  # resumed by the next worker
+
+    def _searchable(self, collection: CollectionInfo) -> None:
+        """Have this process search what the job wrote now (its server's refresh) rather
+        than at the keeper's next round. The write is committed: a failure other than the
+        collection's own (gone, switched) is logged and left to the keeper."""
+        if self._on_batch is None:
+            return
+        try:
+            self._on_batch(collection)
+        except XlsearchError:
+            raise
+        except Exception:  # noqa: BLE001 - the keeper catches the index up later
+            log.exception("making job writes to %r searchable failed; the server's next "
+                          "catch-up round does it", collection.name)
 
     def _ingest(self, job: JobInfo) -> None:
         engine = self._engine
@@ -183,8 +197,7 @@ class Worker:
             keep_going = self._jobs.advance(
                 job.id, self.name, batch.items, len(batch.errors), errors
             )
-            if self._on_batch:
-                self._on_batch(collection)
+            self._searchable(collection)
             return not keep_going or self._stop.is_set()
 
         try:

@@ -56,6 +56,7 @@ class IndexKeeper:
         those of deleted collections and of generations no longer served, and searches each
         collection in the generation `IndexManager.served` picks. Returns the number of
         vectors added and removed."""
+        as_of = self._indexes.refreshes()
         generations = self._store.generations()
         existing = {info.id: self._indexes.active(info, generations)
                     for info in self._store.collections()}
@@ -72,11 +73,11 @@ class IndexKeeper:
         for view in wanted.values():
             self._indexes.get(view)
         changes = sum(self._indexes.catch_up(current) for current in self._indexes.loaded())
-        self._indexes.serve(served)  # caught up first, so a switch is seamless
+        searched = self._indexes.serve(served, as_of)  # caught up first: a seamless switch
         kept = {(g.collection_id, g.number) for g in generations}
         for current in self._indexes.loaded():
             key = index_key(current.collection)
-            if key not in wanted:
+            if key not in wanted and key not in searched:
                 self._indexes.forget(current.collection, keep_snapshots=key in kept)
         for current in self._indexes.loaded():
             active = existing.get(current.collection.id)

@@ -175,6 +175,10 @@ class IndexManager:
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[tuple[int, int], CollectionIndex] = {}
         self._serving: dict[int, tuple[int, int]] = {}  # collection id -> the index searched
+        # Refreshes counted, and the count at each collection's last one: the keeper's choice,
+        # made from what it read before a refresh, never undoes that refresh's switch.
+        self._refreshes = 0
+        self._refreshed: dict[int, int] = {}
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         # One snapshot at a time: one publishing could delete the file another is about to.
@@ -216,10 +220,22 @@ class IndexManager:
         ]
         return max(retired, key=lambda g: g.number).of(collection) if retired else collection
 
-    def serve(self, serving: Sequence[CollectionInfo]) -> None:
-        """Search these generations from now on (the keeper's choice, once they are held)."""
+    def refreshes(self) -> int:
+        """The refreshes so far: what the keeper notes before it reads the database."""
         with self._lock:
-            self._serving = {c.id: index_key(c) for c in serving}
+            return self._refreshes
+
+    def serve(self, serving: Sequence[CollectionInfo], as_of: int) -> set[tuple[int, int]]:
+        """Search these generations from now on (the keeper's choice, once they are held,
+        from what it read after `as_of` refreshes), except for a collection refreshed since:
+        that refresh read the database later. Returns the keys of the indexes searched."""
+        with self._lock:
+            chosen = {c.id: index_key(c) for c in serving}
+            for collection_id, key in self._serving.items():
+                if self._refreshed.get(collection_id, 0) > as_of and collection_id in chosen:
+                    chosen[collection_id] = key
+            self._serving = chosen
+            return set(chosen.values())
 
     def searched(self) -> dict[str, int]:
         """The generation this process searches, by collection name (as the keeper chose)."""
@@ -278,6 +294,8 @@ class IndexManager:
             self.catch_up(current)
         if self._can_embed_for(collection):
             with self._lock:
+                self._refreshes += 1
+                self._refreshed[collection.id] = self._refreshes
                 if collection.id in self._serving:
                     self._serving[collection.id] = index_key(collection)
         return current
@@ -469,8 +487,6 @@ class IndexManager:
         first = self.folder(replace(collection, generation=1))
         for folder in [first, *self._index_dir.glob(f"{first.name}-g*")]:
             remove_snapshots(folder)
-
-
 
     def _load_or_build(self, collection: CollectionInfo) -> CollectionIndex:
         folder = self.folder(collection)

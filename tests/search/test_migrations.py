@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,10 @@ from search.collections import migration_target
 from search.embedders import Embedder
 from search.engine import Engine
 from search.errors import GenerationChanged, InvalidInput, MigrationConflict, MigrationNotFound
+from search.index_keeper import IndexKeeper
 from search.schemas import DocumentIn, SearchRequest
 from search.store.jobs import JobStore
-from search.store.records import ChunkRecord, DocumentRecord
+from search.store.records import ChunkRecord, DocumentRecord, GenerationInfo
 from search.store.tables import Chunk
 from tests.conftest import BACKENDS, SAMPLE, Databases, both_databases
 
@@ -278,6 +280,43 @@ def test_a_process_with_another_model_refreshes_the_generation_it_searches(
     engine.refresh(engine.store.get_collection("default"))  # as the API's delete does
     assert {c.collection.generation for c in engine.indexes.loaded()} == {1}
     assert len(answers(engine)[QUESTIONS[0]]) == 5  # still answering from generation 1
+
+
+def test_a_keeper_round_that_read_before_a_switch_does_not_undo_it(
+    databases: Databases, bundled_embedder: Embedder, tmp_path: Path,
+) -> None:
+    """The worker's refresh searches the new generation before the job says it succeeded;
+    a keeper round that had read the generations before the switch must not put the old
+    one back (it did, until its next round: a replica could be ahead of its primary)."""
+    engine = Engine.open(databases.settings({"data_dir": tmp_path}), bundled_embedder,
+                         background_catch_up=True)
+    try:
+        ingest(engine, DOCUMENTS[:4])
+        keeper = IndexKeeper(engine.store, engine.indexes, 60.0, 60.0)
+        keeper.catch_up_all()
+        assert engine.indexes.searched() == {"default": 1}
+        collection = engine.store.get_collection("default")
+        generation = engine.store.start_migration(
+            collection.id, migration_target(collection, {"dimension": 64}, bundled_embedder))
+        keeper.catch_up_all()  # holds the generation being built
+        read_generations = engine.store.generations
+        switched: list[str] = []
+
+        def read_then_switch(*args: Any) -> list[GenerationInfo]:
+            read = read_generations(*args)
+            if not switched:  # the migration ends between the keeper's read and its choice
+                switched.append("yes")
+                assert Worker(engine, on_batch=engine.refresh).run_job(str(generation.job_id))
+                assert engine.indexes.searched() == {"default": 2}
+            return read
+
+        engine.store.generations = read_then_switch  # type: ignore[method-assign]
+        keeper.catch_up_all()
+        assert switched
+        assert engine.indexes.searched() == {"default": 2}
+        assert [len(found) for found in answers(engine).values()] == [4, 4, 4]
+    finally:
+        engine.close()
 
 
 def test_an_expired_generation_is_deleted_and_cannot_be_rolled_back_to(
