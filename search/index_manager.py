@@ -53,7 +53,7 @@ from search.vector_index import (
 log = logging.getLogger(__name__)
 
 TRAINING_SAMPLE_SEED = 20261128
-SNAPSHOT_RECORDS_KEPT = 16  # snapshots per collection that a restored database can still use
+SNAPSHOT_RECORDS_KEPT = 16  # snapshots per generation that a restored database can still use
 
 
 @dataclass
@@ -442,9 +442,8 @@ class IndexManager:
             snapshot_id = uuid.uuid4().hex
             with current.lock:
                 plan = current.index.plan
-                position = SnapshotRecord(
-                    collection.id, current.chunk_watermark, current.tombstone_watermark
-                )
+                position = SnapshotRecord(collection.id, collection.generation,
+                                          current.chunk_watermark, current.tombstone_watermark)
                 count, saved_changes = current.index.count, current.unsaved_changes
                 index_path = write_index_file(folder, snapshot_id, current.index.save)
                 lexical_path = folder / f"lexical-{snapshot_id}"
@@ -567,9 +566,8 @@ class IndexManager:
             raise UnusableSnapshot(
                 f"it was taken from database {manifest.database_id}, this is database {here}"
             )
-        position = SnapshotRecord(
-            collection.id, manifest.chunk_watermark, manifest.tombstone_watermark
-        )
+        position = SnapshotRecord(collection.id, collection.generation,
+                                  manifest.chunk_watermark, manifest.tombstone_watermark)
         if identity.recorded_snapshot(self._store, manifest.snapshot_id) != position:
             raise UnusableSnapshot(
                 f"this database has no record of it (at chunk {position.chunk_watermark}, "

@@ -33,7 +33,15 @@ from search.store.records import (
     detached,
 )
 from search.store.sessions import Sessions
-from search.store.tables import Chunk, Collection, Document, Generation, Job, utcnow
+from search.store.tables import (
+    Chunk,
+    Collection,
+    Document,
+    Generation,
+    IndexSnapshot,
+    Job,
+    utcnow,
+)
 
 BUILDING, ACTIVE, RETIRED, ABANDONED = "building", "active", "retired", "abandoned"
 KEPT_STATES = (BUILDING, ACTIVE, RETIRED)
@@ -251,12 +259,14 @@ class GenerationRepository(Sessions):
 
     @staticmethod
     def _abandon(session: Session, row: Generation) -> None:
-        """Mark the generation abandoned and delete its chunks (no index follows them any
-        more: every process drops the indexes of a generation not kept)."""
+        """Mark the generation abandoned and delete its chunks and snapshot records (no
+        index follows them any more: every process drops the indexes of a generation not
+        kept)."""
         row.state = ABANDONED
-        session.execute(delete(Chunk).where(
-            Chunk.collection_id == row.collection_id, Chunk.generation == row.number
-        ))
+        for table in (Chunk, IndexSnapshot):
+            session.execute(delete(table).where(
+                table.collection_id == row.collection_id, table.generation == row.number
+            ))
 
     def drop_expired_generations(self, keep: timedelta) -> int:
         """Abandon the retired generations left longer than `keep` ago, deleting their

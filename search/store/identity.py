@@ -22,6 +22,7 @@ class SnapshotRecord:
     """The log position a snapshot was recorded at, in the database."""
 
     collection_id: int
+    generation: int
     chunk_watermark: int
     tombstone_watermark: int
 
@@ -36,22 +37,25 @@ def record_snapshot(
     store: Store, snapshot_id: str, position: SnapshotRecord, keep: int
 ) -> None:
     """Record a snapshot's log position before its manifest names it, keeping the records
-    of the collection's `keep` newest snapshots. Older ones stay usable while recorded: a
-    copy of the index folder taken before a backup is one of them, and it loads after a
-    restore of that backup instead of forcing a rebuild."""
+    of the `keep` newest snapshots of the collection's generation. Older ones stay usable
+    while recorded: a copy of the index folder taken before a backup is one of them, and it
+    loads after a restore of that backup instead of forcing a rebuild."""
     with store.writing() as session:
         session.add(
             IndexSnapshot(
                 id=snapshot_id,
                 collection_id=position.collection_id,
+                generation=position.generation,
                 chunk_watermark=position.chunk_watermark,
                 tombstone_watermark=position.tombstone_watermark,
             )
         )
         session.flush()
+        same_index = (IndexSnapshot.collection_id == position.collection_id,
+                      IndexSnapshot.generation == position.generation)
         kept = (
             select(IndexSnapshot.id)
-            .where(IndexSnapshot.collection_id == position.collection_id)
+            .where(*same_index)
             .order_by(
                 IndexSnapshot.chunk_watermark.desc(), IndexSnapshot.tombstone_watermark.desc()
             )
@@ -59,8 +63,7 @@ def record_snapshot(
         )
         session.execute(
             delete(IndexSnapshot).where(
-                IndexSnapshot.collection_id == position.collection_id,
-                IndexSnapshot.id.not_in(kept.scalar_subquery()),
+                *same_index, IndexSnapshot.id.not_in(kept.scalar_subquery()),
             )
         )
 
@@ -71,4 +74,5 @@ def recorded_snapshot(store: Store, snapshot_id: str) -> SnapshotRecord | None:
         row = session.get(IndexSnapshot, snapshot_id)
         if row is None:
             return None
-        return SnapshotRecord(row.collection_id, row.chunk_watermark, row.tombstone_watermark)
+        return SnapshotRecord(row.collection_id, row.generation, row.chunk_watermark,
+                              row.tombstone_watermark)

@@ -203,6 +203,7 @@ class IndexSnapshot(Base):
     collection_id: Mapped[int] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), index=True
     )
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     chunk_watermark: Mapped[int] = mapped_column(Integer)
     tombstone_watermark: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -5,6 +5,7 @@ generation once, a write that raced the switch is refused, and cancelling gives 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,11 +23,13 @@ from search.embedders import Embedder
 from search.engine import Engine
 from search.errors import GenerationChanged, InvalidInput, MigrationConflict, MigrationNotFound
 from search.index_keeper import IndexKeeper
+from search.index_manager import SNAPSHOT_RECORDS_KEPT, IndexManager
 from search.schemas import DocumentIn, SearchRequest
 from search.store.jobs import JobStore
 from search.store.records import ChunkRecord, DocumentRecord, GenerationInfo
-from search.store.tables import Chunk
+from search.store.tables import Chunk, IndexSnapshot
 from tests.conftest import BACKENDS, SAMPLE, Databases, both_databases
+from tests.search.test_snapshots import DISCARDED
 
 DOCUMENTS = [DocumentIn.model_validate(json.loads(line))
              for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
@@ -332,6 +335,36 @@ def test_an_expired_generation_is_deleted_and_cannot_be_rolled_back_to(
     assert chunks_per_generation(engine) == {2: 4}
     with pytest.raises(MigrationNotFound, match="no generation to switch back to"):
         engine.store.start_rollback(collection.id)
+
+
+def test_each_generation_keeps_its_own_snapshots_for_a_rollback(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The generation being built, snapshotted again and again, used to push out the
+    records of the one left for a rollback, which was then rebuilt instead of loaded."""
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:4])
+    first = engine.store.get_collection("default")
+    engine.indexes.snapshot(engine.indexes.get(first))
+    migrate(engine, engine, dimension=64)
+    second = engine.store.get_collection("default")
+    for _ in range(SNAPSHOT_RECORDS_KEPT + 2):
+        engine.indexes.snapshot(engine.indexes.get(second))
+    assert snapshot_records(engine) == {1: 1, 2: SNAPSHOT_RECORDS_KEPT}
+    restarted = IndexManager(engine.store, engine.settings.index_dir, 1000)
+    with caplog.at_level(logging.WARNING, logger="search.index_manager"):
+        assert restarted.get(first).index.count == 4
+    assert DISCARDED not in caplog.text  # loaded from its snapshot, not rebuilt
+
+    assert engine.store.drop_expired_generations(timedelta(0)) == 1
+    assert snapshot_records(engine) == {2: SNAPSHOT_RECORDS_KEPT}
+
+
+def snapshot_records(engine: Engine) -> dict[int, int]:
+    with engine.store.session() as session:
+        return dict(session.execute(
+            select(IndexSnapshot.generation, func.count()).group_by(IndexSnapshot.generation)
+        ).all())
 
 
 def test_a_rollback_counts_only_the_documents_written_since(

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from indexer.pipeline import Ingestor
@@ -20,6 +22,7 @@ from search.schemas import DocumentIn
 from search.store import connect, upgrade
 from search.store.chunk_log import LOG_LOCK_SPACE
 from search.store.database import downgrade
+from search.store.tables import Base
 from tests.conftest import BACKENDS, Databases, both_databases
 
 TABLES = {"collections", "documents", "chunks", "chunk_tombstones", "jobs"}
@@ -78,6 +81,15 @@ def test_migrations_upgrade_and_downgrade(database_url: str) -> None:
     assert not TABLES & set(inspect(engine).get_table_names())
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= TABLES
+
+
+def test_the_migrations_make_the_tables_the_code_declares(database_url: str) -> None:
+    """A column or index added to search.store.tables without a migration (or the other way
+    round) shows here, on each database, rather than on a user's upgraded one."""
+    engine = connect(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
