@@ -188,9 +188,10 @@ class IndexManager:
         suffix = "" if collection.generation == 1 else f"-g{collection.generation}"
         return self._index_dir / f"{collection.id}-{collection.name}{suffix}"
 
-    def can_serve(self, generation: GenerationInfo) -> bool:
-        """Whether this process embeds questions with the model of `generation`."""
-        return self.model is None or generation.model == self.model
+    def can_serve(self, made: GenerationInfo | CollectionInfo) -> bool:
+        """Whether this process embeds questions with the model of a generation (or of a
+        collection in one)."""
+        return self.model is None or made.model == self.model
 
     @staticmethod
     def active(
@@ -285,23 +286,21 @@ class IndexManager:
         a job's batch, a migration's switch) calls before answering.
 
         `collection` is in the generation that write found active, so this process searches
-        it from now on if its model made it (the keeper's next round decides again from the
-        database); a process with another model catches up the generation it searches."""
-        if not self._can_embed_for(collection):
+        it from now on if its model made it (a keeper round that read the database before
+        this refresh keeps it; later rounds decide again from the database); a process with
+        another model catches up the generation it searches."""
+        if not self.can_serve(collection):
             collection = self.served(collection, self._store.generations(collection.id))
         current = self.get(collection)
         if not self._catch_up_on_read:
             self.catch_up(current)
-        if self._can_embed_for(collection):
+        if self.can_serve(collection):
             with self._lock:
                 self._refreshes += 1
                 self._refreshed[collection.id] = self._refreshes
                 if collection.id in self._serving:
                     self._serving[collection.id] = index_key(collection)
         return current
-
-    def _can_embed_for(self, collection: CollectionInfo) -> bool:
-        return self.model is None or collection.model == self.model
 
     def loaded(self) -> list[CollectionIndex]:
         """The indexes this process holds now."""
