@@ -152,8 +152,11 @@ class Worker:
         if finished.worker != self.name:
             log.warning("job %s was taken over by another worker; leaving it to it", job.id)
         elif done is not None:
-            # Here first, so that a client told the job succeeded finds the new generation.
-            self._searchable(self._engine.store.get_collection(job.collection))
+            try:  # here first, so that a client told the job succeeded finds the new one
+                self._searchable(self._engine.store.get_collection(job.collection))
+            except Exception:  # noqa: BLE001 - the switch is committed: the job did succeed
+                log.exception("searching %s's new generation failed here; the server's next "
+                              "catch-up round tries again", job.collection)
             self._jobs.finish(job.id, self.name, "succeeded")
         elif finished.cancel_requested:
             self._end(job, "cancelled")
@@ -163,7 +166,7 @@ class Worker:
     def _searchable(self, collection: CollectionInfo) -> None:
         """Have this process search what the job wrote now (its server's refresh) rather
         than at the keeper's next round. The write is committed: a failure other than the
-        collection's own (gone, switched) is logged and left to the keeper."""
+        collection's own (it went meanwhile) is logged and left to the keeper."""
         if self._on_batch is None:
             return
         try:

@@ -175,10 +175,10 @@ class IndexManager:
         self._ivf_min_vectors = ivf_min_vectors
         self._indexes: dict[tuple[int, int], CollectionIndex] = {}
         self._serving: dict[int, tuple[int, int]] = {}  # collection id -> the index searched
-        # Refreshes counted, and the count at each collection's last one: the keeper's choice,
-        # made from what it read before a refresh, never undoes that refresh's switch.
+        # Refreshes counted, and each collection's last one (its count, the index it chose):
+        # the keeper's choice, made from what it read before a refresh, never undoes it.
         self._refreshes = 0
-        self._refreshed: dict[int, int] = {}
+        self._refreshed: dict[int, tuple[int, tuple[int, int]]] = {}
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         # One snapshot at a time: one publishing could delete the file another is about to.
@@ -206,11 +206,13 @@ class IndexManager:
     def served(
         self, collection: CollectionInfo, generations: Sequence[GenerationInfo]
     ) -> CollectionInfo:
-        """The generation of `collection` (given in its active one) that this process
-        searches: the active one if its model is this process's, else the newest retired
-        one this process's model made (a process not restarted yet after a migration keeps
-        answering, as of the switch, until that generation expires), else the active one
-        (whose searches then say which model they need)."""
+        """The generation of `collection` that this process searches, as `generations` say
+        (the collection's row may have been read before them, in an older generation): the
+        active one if its model is this process's, else the newest retired one this
+        process's model made (a process not restarted yet after a migration keeps answering,
+        as of the switch, until that generation expires), else the active one (whose
+        searches then say which model they need)."""
+        collection = self.active(collection, generations)
         kept = [g for g in generations if g.collection_id == collection.id]
         active = next((g for g in kept if g.number == collection.generation), None)
         if active is None or self.can_serve(active):
@@ -228,18 +230,21 @@ class IndexManager:
 
     def serve(self, serving: Sequence[CollectionInfo], as_of: int) -> set[tuple[int, int]]:
         """Search these generations from now on (the keeper's choice, once they are held,
-        from what it read after `as_of` refreshes), except for a collection refreshed since:
-        that refresh read the database later. Returns the keys of the indexes searched."""
+        from what it read after `as_of` refreshes), except where a refresh came since: it
+        read the database as late, and the next round decides again. Returns the keys of
+        the indexes searched."""
         with self._lock:
+            self._refreshed = {collection_id: last for collection_id, last
+                               in self._refreshed.items() if last[0] > as_of}
             chosen = {c.id: index_key(c) for c in serving}
-            for collection_id, key in self._serving.items():
-                if self._refreshed.get(collection_id, 0) > as_of and collection_id in chosen:
-                    chosen[collection_id] = key
+            chosen.update({collection_id: key for collection_id, (_, key)
+                           in self._refreshed.items()})
             self._serving = chosen
             return set(chosen.values())
 
     def searched(self) -> dict[str, int]:
-        """The generation this process searches, by collection name (as the keeper chose)."""
+        """The generation this process searches, by collection name (as the keeper or the
+        latest refresh chose)."""
         with self._lock:
             return {self._indexes[key].collection.name: key[1]
                     for key in self._serving.values() if key in self._indexes}
@@ -285,21 +290,17 @@ class IndexManager:
         role, and return it: what a write that answers "searchable" (`wait: true`, a delete,
         a job's batch, a migration's switch) calls before answering.
 
-        `collection` is in the generation that write found active, so this process searches
-        it from now on if its model made it (a keeper round that read the database before
-        this refresh keeps it; later rounds decide again from the database); a process with
-        another model catches up the generation it searches."""
-        if not self.can_serve(collection):
-            collection = self.served(collection, self._store.generations(collection.id))
+        The generation is read again after the write, as `served` picks it (a switch may
+        have come between the write and this call: a migration's is one), and searched from
+        now on; a keeper round that read the database before this refresh keeps it."""
+        collection = self.served(collection, self._store.generations(collection.id))
         current = self.get(collection)
         if not self._catch_up_on_read:
             self.catch_up(current)
-        if self.can_serve(collection):
-            with self._lock:
-                self._refreshes += 1
-                self._refreshed[collection.id] = self._refreshes
-                if collection.id in self._serving:
-                    self._serving[collection.id] = index_key(collection)
+        with self._lock:
+            self._refreshes += 1
+            self._refreshed[collection.id] = (self._refreshes, index_key(collection))
+            self._serving[collection.id] = index_key(collection)
         return current
 
     def loaded(self) -> list[CollectionIndex]:

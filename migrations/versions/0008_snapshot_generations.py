@@ -1,7 +1,9 @@
 """Snapshot records per generation: a collection's generations are snapshotted apart, so the
 newest records are kept for each of them (during a migration the generation being built no
 longer pushes out the records of the one being searched, nor after the switch those of the
-one kept for a rollback). Every record so far is of generation 1.
+one kept for a rollback). A record so far is given the generation of the chunk at its
+watermark (a snapshot's watermark is the newest chunk of its own generation it holds), else
+the collection's active one: a record that still comes out wrong only costs a rebuild.
 
 Revision ID: 0008
 Revises: 0007
@@ -24,6 +26,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("generation", sa.Integer, nullable=False, server_default="1")
         )
+    op.execute(
+        "UPDATE index_snapshots SET generation = COALESCE("
+        "(SELECT chunks.generation FROM chunks WHERE chunks.id = index_snapshots.chunk_watermark),"
+        " (SELECT collections.generation FROM collections"
+        " WHERE collections.id = index_snapshots.collection_id), 1)"
+    )
 
 
 def downgrade() -> None:

@@ -25,6 +25,8 @@ from search.errors import GenerationChanged, InvalidInput, MigrationConflict, Mi
 from search.index_keeper import IndexKeeper
 from search.index_manager import SNAPSHOT_RECORDS_KEPT, IndexManager
 from search.schemas import DocumentIn, SearchRequest
+from search.store import upgrade
+from search.store.database import downgrade
 from search.store.jobs import JobStore
 from search.store.records import ChunkRecord, DocumentRecord, GenerationInfo
 from search.store.tables import Chunk, IndexSnapshot
@@ -285,23 +287,25 @@ def test_a_process_with_another_model_refreshes_the_generation_it_searches(
     assert len(answers(engine)[QUESTIONS[0]]) == 5  # still answering from generation 1
 
 
+@pytest.mark.parametrize("first_round", ["before", "during"])
 def test_a_keeper_round_that_read_before_a_switch_does_not_undo_it(
-    databases: Databases, bundled_embedder: Embedder, tmp_path: Path,
+    databases: Databases, bundled_embedder: Embedder, tmp_path: Path, first_round: str,
 ) -> None:
     """The worker's refresh searches the new generation before the job says it succeeded;
-    a keeper round that had read the generations before the switch must not put the old
-    one back (it did, until its next round: a replica could be ahead of its primary)."""
+    a keeper round that had read the generations before the switch (the server's first
+    one, too) must not put the old one back (it did, until its next round: a replica could
+    be ahead of its primary), nor a refresh given the collection as it was before."""
     engine = Engine.open(databases.settings({"data_dir": tmp_path}), bundled_embedder,
                          background_catch_up=True)
     try:
         ingest(engine, DOCUMENTS[:4])
         keeper = IndexKeeper(engine.store, engine.indexes, 60.0, 60.0)
-        keeper.catch_up_all()
-        assert engine.indexes.searched() == {"default": 1}
-        collection = engine.store.get_collection("default")
+        before = engine.store.get_collection("default")
         generation = engine.store.start_migration(
-            collection.id, migration_target(collection, {"dimension": 64}, bundled_embedder))
-        keeper.catch_up_all()  # holds the generation being built
+            before.id, migration_target(before, {"dimension": 64}, bundled_embedder))
+        if first_round == "before":
+            keeper.catch_up_all()  # holds the generation being built
+            assert engine.indexes.searched() == {"default": 1}
         read_generations = engine.store.generations
         switched: list[str] = []
 
@@ -316,6 +320,8 @@ def test_a_keeper_round_that_read_before_a_switch_does_not_undo_it(
         engine.store.generations = read_then_switch  # type: ignore[method-assign]
         keeper.catch_up_all()
         assert switched
+        assert engine.indexes.searched() == {"default": 2}
+        engine.refresh(before)  # a write's, given the collection read before the switch
         assert engine.indexes.searched() == {"default": 2}
         assert [len(found) for found in answers(engine).values()] == [4, 4, 4]
     finally:
@@ -358,6 +364,19 @@ def test_each_generation_keeps_its_own_snapshots_for_a_rollback(
 
     assert engine.store.drop_expired_generations(timedelta(0)) == 1
     assert snapshot_records(engine) == {2: SNAPSHOT_RECORDS_KEPT}
+
+
+def test_snapshot_records_made_before_they_had_a_generation_are_given_theirs(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    ingest(engine, DOCUMENTS[:3])
+    engine.indexes.snapshot(engine.indexes.get(engine.store.get_collection("default")))
+    migrate(engine, engine, dimension=64)
+    engine.indexes.snapshot(engine.indexes.get(engine.store.get_collection("default")))
+    downgrade(engine.store.engine, "0007")  # records without a generation, as 0007 kept them
+    upgrade(engine.store.engine)
+    assert snapshot_records(engine) == {1: 1, 2: 1}
 
 
 def snapshot_records(engine: Engine) -> dict[int, int]:
